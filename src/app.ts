@@ -1,0 +1,38 @@
+/** Builds the Fastify application from its dependencies (no listening, no process handling: tests use inject()). */
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Config } from './config.js';
+import type { Database } from './db/db.js';
+import type { ServerPki } from './pki/load.js';
+import { adminRoutes } from './admin/routes.js';
+import { ES9_PREFIX, es9plusRoutes, sendFailed, toFunctionFailed } from './es9plus/routes.js';
+
+export interface AppDeps {
+  config: Config;
+  db: Database;
+  pki: ServerPki;
+}
+
+export async function buildApp(deps: AppDeps, opts: FastifyServerOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: opts.logger ?? { level: deps.config.logLevel },
+    bodyLimit: 4 * 1024 * 1024,
+    ...opts,
+  });
+
+  // Errors raised before a handler runs (malformed JSON, wrong content type) on an SGP.22 path still
+  // get an SGP.22 answer; elsewhere a 4xx JSON error. Never a 500 page.
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (req.url.startsWith(ES9_PREFIX) && (err.statusCode ?? 500) < 500 && err.statusCode !== 415 && err.statusCode !== 413) {
+      return sendFailed(reply, toFunctionFailed(err, req.log));
+    }
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) req.log.error({ err }, 'unexpected error');
+    return reply.code(status).send({ error: status === 500 ? 'internal' : 'badRequest', message: status === 500 ? 'internal error' : err.message });
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'notFound', message: `no route ${req.method} ${req.url}` }));
+
+  app.get('/health', async () => ({ status: 'ok', smdpAddress: deps.config.smdpAddress, database: deps.db.kind }));
+  await es9plusRoutes(app, { db: deps.db, pki: deps.pki, config: deps.config, log: app.log });
+  await adminRoutes(app, { db: deps.db, config: deps.config, smdpOid: deps.pki.smdpOid });
+  return app;
+}

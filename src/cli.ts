@@ -1,0 +1,156 @@
+#!/usr/bin/env node
+/** mock-smdp command line: serve, certs, order, sim. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { addressHost, defaultConfig, type Config } from './config.js';
+import { HttpClient } from './http/client.js';
+import { generatePki } from './pki/generate.js';
+import { layoutFiles } from './pki/layout.js';
+import { startServer } from './server.js';
+
+const USAGE = `mock-smdp — GSMA SGP.22 SM-DP+ test server and device simulator
+
+  mock-smdp serve [--port N] [--host IP] [--address HOST[:PORT]] [--certs DIR] [--data DIR] [--plain-http]
+  mock-smdp certs [--dir DIR] [--hostname NAME] [--smdp-oid OID] [--ein PREFIX]
+  mock-smdp order create [--iccid ICCID] [--matching-id ID] [--eid EID] [--cc CODE] [--expires-in SEC] [--profile-type T]
+  mock-smdp order show ICCID
+  mock-smdp sim download 'LPA:1$HOST$MATCHINGID' [--cc CODE] [--state FILE] [--url URL] ...
+  mock-smdp sim notifications|profiles|enable|disable|delete ...   (mock-smdp sim --help)
+
+Environment: PORT, HOST, SMDP_ADDRESS, SMDP_HOSTNAME, CERTS_DIR, DATA_DIR, DATABASE_URL, TLS=0,
+ADMIN_TOKEN, SESSION_TTL_SECONDS, LOG_LEVEL, DB_POOL_SIZE. 'order' talks to the running server's
+admin API (MOCK_SMDP_URL, default the local server).`;
+
+function serverConfig(values: Record<string, string | boolean | undefined>): Config {
+  const c = defaultConfig();
+  if (values.port) c.port = Number(values.port);
+  if (values.host) c.listenHost = String(values.host);
+  if (values.certs) c.certsDir = String(values.certs);
+  if (values.data) c.dataDir = String(values.data);
+  if (values['plain-http']) c.tls = false;
+  if (values.address) c.smdpAddress = String(values.address);
+  else if (values.port && !process.env.SMDP_ADDRESS) c.smdpAddress = `${process.env.SMDP_HOSTNAME ?? 'localhost'}:${c.port}`;
+  return c;
+}
+
+/** A client for the local server's admin API, trusting the CI of the certificate folder. */
+export function adminClient(config: Config): HttpClient {
+  const url = process.env.MOCK_SMDP_URL ?? `${config.tls ? 'https' : 'http'}://127.0.0.1:${config.port}`;
+  const ca = Object.values(layoutFiles.ci).map((f) => {
+    try {
+      return `-----BEGIN CERTIFICATE-----\n${readFileSync(join(config.certsDir, f)).toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE-----\n`;
+    } catch {
+      return '';
+    }
+  }).filter(Boolean);
+  return new HttpClient({ baseUrl: url, ca, servername: addressHost(config.smdpAddress) });
+}
+
+function authHeaders(): Record<string, string> {
+  return process.env.ADMIN_TOKEN ? { authorization: `Bearer ${process.env.ADMIN_TOKEN}` } : {};
+}
+
+async function orderCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      iccid: { type: 'string' }, 'matching-id': { type: 'string' }, eid: { type: 'string' }, cc: { type: 'string' },
+      'expires-in': { type: 'string' }, 'profile-type': { type: 'string' }, 'max-attempts': { type: 'string' },
+      count: { type: 'string' }, json: { type: 'boolean' },
+    },
+  });
+  const client = adminClient(defaultConfig());
+  try {
+    if (positionals[0] === 'create') {
+      const body: Record<string, unknown> = {};
+      if (values.iccid) body.iccid = values.iccid;
+      if (values['matching-id']) body.matchingId = values['matching-id'];
+      if (values.eid) body.eid = values.eid;
+      if (values.cc) body.confirmationCode = values.cc;
+      if (values['expires-in']) body.expiresIn = Number(values['expires-in']);
+      if (values['profile-type']) body.profileType = values['profile-type'];
+      if (values['max-attempts']) body.maxDownloadAttempts = Number(values['max-attempts']);
+      if (values.count) body.count = Number(values.count);
+      const r = await client.post<{ activationCode?: string; iccid?: string; message?: string }>('/admin/orders', body, authHeaders());
+      if (r.status !== 201) {
+        console.error(`order not created (HTTP ${r.status}): ${r.json?.message ?? r.text}`);
+        return 1;
+      }
+      if (values.json || values.count) console.log(JSON.stringify(r.json, null, 2));
+      else console.log(`ICCID ${r.json!.iccid}\n${r.json!.activationCode}`);
+      return 0;
+    }
+    if (positionals[0] === 'show' && positionals[1]) {
+      const r = await client.get(`/admin/profiles/${encodeURIComponent(positionals[1])}`, authHeaders());
+      console.log(JSON.stringify(r.json ?? r.text, null, 2));
+      return r.status === 200 ? 0 : 1;
+    }
+    console.error(USAGE);
+    return 2;
+  } finally {
+    client.close();
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'serve': {
+      const { values } = parseArgs({
+        args: rest,
+        options: { port: { type: 'string' }, host: { type: 'string' }, address: { type: 'string' }, certs: { type: 'string' }, data: { type: 'string' }, 'plain-http': { type: 'boolean' } },
+      });
+      const server = await startServer(serverConfig(values));
+      const stop = async (signal: string) => {
+        server.app.log.info(`${signal}: shutting down`);
+        await server.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', () => void stop('SIGINT'));
+      process.once('SIGTERM', () => void stop('SIGTERM'));
+      return -1; // keep running
+    }
+    case 'certs': {
+      const { values } = parseArgs({
+        args: rest,
+        options: { dir: { type: 'string' }, hostname: { type: 'string' }, 'smdp-oid': { type: 'string' }, ein: { type: 'string' } },
+      });
+      const c = defaultConfig();
+      const dir = values.dir ?? c.certsDir;
+      await generatePki(dir, {
+        hostname: values.hostname ?? addressHost(c.smdpAddress),
+        ...(values['smdp-oid'] ? { smdpOid: values['smdp-oid'] } : {}),
+        ...(values.ein ? { einPrefix: values.ein } : {}),
+      });
+      console.log(`test PKI written to ${dir}`);
+      return 0;
+    }
+    case 'order':
+      return orderCommand(rest);
+    case 'sim': {
+      const { simCommand } = await import('./sim/cli.js');
+      return simCommand(rest);
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(USAGE);
+      return cmd === undefined ? 2 : 0;
+    default:
+      console.error(`unknown command ${cmd}\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (err) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exitCode = 1;
+  },
+);

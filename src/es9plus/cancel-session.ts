@@ -1,0 +1,50 @@
+/** ES9+.CancelSession (SGP.22 §5.6.5): verify the eUICC's signed cancellation, end the session, keep the order for a retry. */
+import { verifyRaw } from '../crypto/ecdsa.js';
+import { check, FunctionFailed, SC } from '../errors.js';
+import { event } from '../orders/store.js';
+import { decodeCancelSessionResponse } from '../rsp/cancel.js';
+import type { Es9Deps } from './context.js';
+import { checkSignedTransactionId } from './authenticate-client.js';
+import { sessionEuiccCertificate } from './certificates.js';
+import { b64, decodeField, transactionIdOf } from './input.js';
+import { endSession, lockSession } from './sessions.js';
+
+export interface CancelSessionRequest {
+  transactionId: string;
+  cancelSessionResponse: string;
+}
+
+export const CANCEL_REASONS: Record<number, string> = {
+  0: 'endUserRejection', 1: 'postponed', 2: 'timeout', 3: 'pprNotAllowed', 4: 'metadataMismatch', 5: 'loadBppExecutionError', 127: 'undefinedReason',
+};
+
+export async function cancelSession(deps: Es9Deps, req: CancelSessionRequest): Promise<void> {
+  const tid = transactionIdOf(req.transactionId);
+  const csr = decodeField('cancelSessionResponse', () => decodeCancelSessionResponse(b64(req.cancelSessionResponse, 'cancelSessionResponse')));
+  await deps.db.tx(async (q) => {
+    const session = await lockSession(q, tid.hex);
+    if (!session) throw new FunctionFailed(SC.transactionUnknown, `unknown or expired transactionId ${tid.hex}`);
+    if ('error' in csr) {
+      // The eUICC holds no session for this transactionId: nothing is left to protect on either side.
+      await endSession(q, tid.hex);
+      return;
+    }
+    const { signed, signature } = csr.ok;
+    checkSignedTransactionId(signed.transactionId, tid.hex);
+    const dp = deps.pki.byCiSkiHex.get(session.ci_ski)!;
+    // Before authenticateClient succeeded the server holds no eUICC key, and no order is touched.
+    if (session.euicc_certificate) {
+      check(verifyRaw(sessionEuiccCertificate(session.euicc_certificate).publicKey, signed.raw, signature), SC.euiccVerificationFailed, 'euiccCancelSessionSignature verification failed');
+    }
+    const ownOid = dp.auth.cert.sanRegisteredIds[0];
+    check(signed.smdpOid === ownOid, SC.smdpOidMismatch, `smdpOid ${signed.smdpOid} is not ${ownOid}`);
+
+    const reason = CANCEL_REASONS[signed.reason] ?? `reason-${signed.reason}`;
+    if (session.iccid) {
+      // A cancelled download leaves the order Released so the user can try again.
+      await q.query(`UPDATE profiles SET state = 'Released', updated_at = now() WHERE iccid = $1 AND state = 'Downloaded'`, [session.iccid]);
+      await event(q, session.iccid, 'session-cancelled', { transactionId: tid.hex, reason, eid: session.eid });
+    }
+    await endSession(q, tid.hex);
+  });
+}

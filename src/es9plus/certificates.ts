@@ -1,0 +1,110 @@
+/**
+ * Verification of the eUICC's certificate chain (CI → EUM → eUICC), SGP.22 §5.6.3 and notes §3.4.
+ * Verified certificates are cached by their exact bytes (derived data, safe to hold in any
+ * instance); validity dates are checked on every use.
+ */
+import { createHash } from 'node:crypto';
+import { Certificate, CertificateError, checkIssued, RSP_ROLE } from '../crypto/x509.js';
+import { FunctionFailed, SC, type StatusCode } from '../errors.js';
+import type { ServerPki } from '../pki/load.js';
+
+export interface VerifiedEuicc {
+  eid: string;
+  eum: Certificate;
+  euicc: Certificate;
+}
+
+class BoundedCache<V> {
+  #m = new Map<string, V>();
+  constructor(private readonly max: number) {}
+  get(k: string) {
+    return this.#m.get(k);
+  }
+  set(k: string, v: V) {
+    if (this.#m.size >= this.max) this.#m.delete(this.#m.keys().next().value!);
+    this.#m.set(k, v);
+  }
+}
+
+const verified = new BoundedCache<Certificate>(20_000);
+const keyOf = (issuer: Certificate, der: Buffer) =>
+  createHash('sha256').update(issuer.raw).update(der).digest('base64');
+
+function parse(der: Buffer, invalid: StatusCode, what: string): Certificate {
+  try {
+    return Certificate.parse(der);
+  } catch (err) {
+    throw new FunctionFailed(invalid, `${what} certificate malformed: ${(err as Error).message}`);
+  }
+}
+
+function checkValidity(cert: Certificate, at: Date, expired: StatusCode, what: string) {
+  if (at < cert.notBefore || at > cert.notAfter) throw new FunctionFailed(expired, `${what} certificate outside its validity period`);
+}
+
+/** Verify cert is issued by issuer with the given role, otherwise invalid (6.1) or expired (6.3). */
+function verifyIssued(cert: Certificate, issuer: Certificate, role: string, at: Date, invalid: StatusCode, expired: StatusCode, what: string) {
+  const k = keyOf(issuer, cert.raw);
+  if (!verified.get(k)) {
+    try {
+      checkIssued(cert, issuer, { at, role });
+    } catch (err) {
+      if (err instanceof CertificateError && (err.code === 'expired' || err.code === 'notYetValid')) {
+        throw new FunctionFailed(expired, `${what} certificate outside its validity period`);
+      }
+      throw new FunctionFailed(invalid, `${what} certificate: ${(err as Error).message}`);
+    }
+    verified.set(k, cert);
+  }
+  checkValidity(cert, at, expired, what);
+}
+
+/** The CI certificate whose SKI the EUM certificate names, otherwise 8.11.1/3.9. */
+export function ciForEum(pki: ServerPki, eum: Certificate, requiredCiSkiHex?: string): Certificate {
+  const aki = eum.aki?.toString('hex').toUpperCase();
+  check(aki !== undefined && (requiredCiSkiHex === undefined || aki === requiredCiSkiHex), 'EUM certificate not issued by the CI selected for this session');
+  const ci = pki.cis.find((c) => c.ski?.toString('hex').toUpperCase() === aki);
+  check(ci !== undefined, 'EUM certificate issued by an unknown CI');
+  return ci!;
+}
+
+function check(cond: boolean, message: string) {
+  if (!cond) throw new FunctionFailed(SC.ciPkUnknown, message);
+}
+
+/** EID = subject serialNumber of the eUICC certificate, 32 digits, within the EUM's permitted EINs. */
+export function checkEid(euicc: Certificate, eum: Certificate): string {
+  const eid = euicc.subjectSerialNumber;
+  if (!eid || !/^\d{32}$/.test(eid)) throw new FunctionFailed(SC.euiccCertificateInvalid, 'eUICC certificate has no 32-digit EID');
+  if (eum.permittedEins.length && !eum.permittedEins.some((p) => eid.startsWith(p))) {
+    throw new FunctionFailed(SC.euiccCertificateInvalid, `EID ${eid} outside the EUM's permitted EINs`);
+  }
+  return eid;
+}
+
+export function verifyEuiccChain(
+  pki: ServerPki,
+  eumDer: Buffer,
+  euiccDer: Buffer,
+  opts: { ciSkiHex?: string; at?: Date } = {},
+): VerifiedEuicc {
+  const at = opts.at ?? new Date();
+  const eum = parse(eumDer, SC.eumCertificateInvalid, 'EUM');
+  const ci = ciForEum(pki, eum, opts.ciSkiHex);
+  verifyIssued(eum, ci, RSP_ROLE.eum, at, SC.eumCertificateInvalid, SC.eumCertificateExpired, 'EUM');
+  const euicc = parse(euiccDer, SC.euiccCertificateInvalid, 'eUICC');
+  verifyIssued(euicc, eum, RSP_ROLE.euicc, at, SC.euiccCertificateInvalid, SC.euiccCertificateExpired, 'eUICC');
+  return { eid: checkEid(euicc, eum), eum, euicc };
+}
+
+/** The eUICC certificate cached in a session, parsed once per process. */
+const sessionCerts = new BoundedCache<Certificate>(20_000);
+export function sessionEuiccCertificate(der: Buffer): Certificate {
+  const k = der.toString('base64');
+  let c = sessionCerts.get(k);
+  if (!c) {
+    c = Certificate.parse(der);
+    sessionCerts.set(k, c);
+  }
+  return c;
+}

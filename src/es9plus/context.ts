@@ -1,0 +1,12 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { Config } from '../config.js';
+import type { Database } from '../db/db.js';
+import type { ServerPki } from '../pki/load.js';
+
+/** What every ES9+ function needs; nothing here is per-session state (that lives in the database). */
+export interface Es9Deps {
+  db: Database;
+  pki: ServerPki;
+  config: Config;
+  log: FastifyBaseLogger;
+}

@@ -1,0 +1,123 @@
+/** ES9+.GetBoundProfilePackage (SGP.22 §5.6.2): verify the eUICC, check the confirmation code, bind and protect the profile. */
+import { randomBytes, type KeyObject } from 'node:crypto';
+import { signRaw, verifyRaw } from '../crypto/ecdsa.js';
+import { ecka, generateOtKeyPair } from '../crypto/ecka.js';
+import { hashCc } from '../crypto/hashcc.js';
+import { deriveSessionKeys } from '../crypto/kdf.js';
+import { chunk, MAX_ENCRYPTED_PLAINTEXT, MAX_MAC_ONLY_PLAINTEXT, Scp03tWriter } from '../crypto/scp03t.js';
+import { check, FunctionFailed, SC } from '../errors.js';
+import { event, type ProfileRow } from '../orders/store.js';
+import { buildBoundProfilePackage, encodeInitialiseSecureChannel, smdpSignInput } from '../rsp/bpp.js';
+import { decodePrepareDownloadResponse, type EuiccSigned2 } from '../rsp/download.js';
+import { buildProfile } from '../saip/profile.js';
+import type { Es9Deps } from './context.js';
+import { checkSessionState, checkSignedTransactionId } from './authenticate-client.js';
+import { sessionEuiccCertificate } from './certificates.js';
+import { b64, decodeField, transactionIdOf } from './input.js';
+import { lockSession, type SessionRow } from './sessions.js';
+
+export interface GetBoundProfilePackageRequest {
+  transactionId: string;
+  prepareDownloadResponse: string;
+}
+
+const DOWNLOAD_ERRORS: Record<number, string> = {
+  1: 'invalidCertificate', 2: 'invalidSignature', 3: 'unsupportedCurve', 4: 'noSessionContext', 5: 'invalidTransactionId', 127: 'undefinedError',
+};
+
+/** Verify euiccSignature2 over EUICCSigned2 ‖ smdpSignature2 DO, otherwise 8.1/6.1. */
+export function checkEuiccSignature2(key: KeyObject, signed: EuiccSigned2, signature: Buffer, smdpSignature2Do: Buffer): void {
+  check(verifyRaw(key, Buffer.concat([signed.raw, smdpSignature2Do]), signature), SC.euiccVerificationFailed, 'euiccSignature2 verification failed');
+}
+
+type CcOutcome = { ok: true } | { ok: false; failure: FunctionFailed; attempts: number; exhausted: boolean };
+
+/**
+ * Verify the confirmation code: hashCc must be present (8.2.7/2.2) and equal
+ * SHA-256(SHA-256(CC) ‖ transactionId) (8.2.7/3.8; at the attempt limit 8.2.7/6.4).
+ */
+export function checkConfirmationCode(order: ProfileRow, session: SessionRow, tid: Buffer, given?: Buffer): CcOutcome {
+  if (!session.cc_required) return { ok: true };
+  check(given !== undefined, SC.confirmationCodeMissing);
+  check(order.cc_attempts < order.cc_max_attempts, SC.confirmationCodeRetryLimit);
+  if (order.cc_digest && hashCc(order.cc_digest, tid).equals(given)) return { ok: true };
+  const attempts = order.cc_attempts + 1;
+  const exhausted = attempts >= order.cc_max_attempts;
+  return {
+    ok: false,
+    attempts,
+    exhausted,
+    failure: new FunctionFailed(exhausted ? SC.confirmationCodeRetryLimit : SC.confirmationCodeRefused,
+      exhausted ? 'confirmation code refused; no attempts left, the order is ended' : `confirmation code refused (${order.cc_max_attempts - attempts} attempts left)`),
+  };
+}
+
+/** Protects the profile for this eUICC: ECKA with a fresh one-time key, session keys, SCP03t segments (notes §2.3, §3.2, §3.3). */
+export function bindProfilePackage(opts: {
+  tid: Buffer; eid: string; euiccOtpk: Buffer; pbKey: KeyObject; curve: Parameters<typeof generateOtKeyPair>[0];
+  metadata: Buffer; upp: Buffer;
+}): Buffer {
+  const ot = generateOtKeyPair(opts.curve);
+  const z = ecka(ot.privateKey, opts.euiccOtpk);
+  const hostId = randomBytes(8);
+  const keys = deriveSessionKeys(z, hostId, opts.eid);
+  const smdpSign = signRaw(opts.pbKey, smdpSignInput(opts.tid, hostId, ot.publicPoint, opts.euiccOtpk));
+  const w = new Scp03tWriter(keys);
+  return buildBoundProfilePackage({
+    initialiseSecureChannel: encodeInitialiseSecureChannel({ transactionId: opts.tid, hostId, smdpOtpk: ot.publicPoint, smdpSign }),
+    firstSequenceOf87: [w.encrypted(0x87, Buffer.from([0xbf, 0x24, 0x00]))],
+    sequenceOf88: chunk(opts.metadata, MAX_MAC_ONLY_PLAINTEXT).map((p) => w.macOnly(0x88, p)),
+    sequenceOf86: chunk(opts.upp, MAX_ENCRYPTED_PLAINTEXT).map((p) => w.encrypted(0x86, p)),
+  });
+}
+
+export async function getBoundProfilePackage(deps: Es9Deps, req: GetBoundProfilePackageRequest) {
+  const tid = transactionIdOf(req.transactionId);
+  const pdrBytes = b64(req.prepareDownloadResponse, 'prepareDownloadResponse');
+  const pdr = decodeField('prepareDownloadResponse', () => decodePrepareDownloadResponse(pdrBytes));
+
+  const result = await deps.db.tx(async (q) => {
+    const session = await lockSession(q, tid.hex);
+    if (session?.state === 'bound') throw new FunctionFailed(SC.rebindingRefused, 'a bound profile package was already delivered in this session');
+    checkSessionState(session, 'authenticated', tid.hex);
+    const s = session!;
+    if ('error' in pdr) {
+      throw new FunctionFailed(SC.downloadErrorReported, `eUICC refused PrepareDownload: ${DOWNLOAD_ERRORS[pdr.error.code] ?? pdr.error.code}`);
+    }
+    const { euiccSigned2, euiccSignature2 } = pdr.ok;
+    checkSignedTransactionId(euiccSigned2.transactionId, tid.hex);
+    checkEuiccSignature2(sessionEuiccCertificate(s.euicc_certificate!).publicKey, euiccSigned2, euiccSignature2, s.smdp_signature2!);
+
+    const order = (await q.query<ProfileRow>('SELECT * FROM profiles WHERE iccid = $1 FOR UPDATE', [s.iccid]))[0];
+    check(order && (order.state === 'Released' || order.state === 'Downloaded'), SC.profileNotReleased, 'the order is no longer released');
+    check(!order.expires_at || order.expires_at > new Date(), SC.orderExpired);
+
+    const cc = checkConfirmationCode(order, s, tid.bytes, euiccSigned2.hashCc);
+    if (!cc.ok) {
+      // The failed attempt is counted (and the order ended at the limit) even though the call fails.
+      await q.query(
+        `UPDATE profiles SET cc_attempts = $2, state = CASE WHEN $3 THEN 'Error' ELSE state END, updated_at = now() WHERE iccid = $1`,
+        [order.iccid, cc.attempts, cc.exhausted],
+      );
+      await event(q, order.iccid, cc.exhausted ? 'confirmation-code-limit' : 'confirmation-code-refused', { transactionId: tid.hex, attempts: cc.attempts });
+      return { failure: cc.failure };
+    }
+
+    const dp = deps.pki.byCiSkiHex.get(s.ci_ski)!;
+    const bpp = bindProfilePackage({
+      tid: tid.bytes,
+      eid: s.eid!,
+      euiccOtpk: euiccSigned2.euiccOtpk,
+      pbKey: dp.pb.key,
+      curve: dp.curve,
+      metadata: s.profile_metadata!,
+      upp: buildProfile({ iccid: order.iccid, imsi: order.imsi, ki: order.ki, opc: order.opc }),
+    });
+    await q.query(`UPDATE profiles SET state = 'Downloaded', updated_at = now() WHERE iccid = $1`, [order.iccid]);
+    await q.query(`UPDATE rsp_sessions SET state = 'bound', euicc_otpk = $2 WHERE transaction_id = $1`, [tid.hex, euiccSigned2.euiccOtpk]);
+    await event(q, order.iccid, 'downloaded', { transactionId: tid.hex, eid: s.eid });
+    return { response: { transactionId: tid.hex, boundProfilePackage: bpp.toString('base64') } };
+  });
+  if ('failure' in result) throw result.failure;
+  return result.response;
+}

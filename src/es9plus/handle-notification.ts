@@ -1,0 +1,127 @@
+/**
+ * ES9+.HandleNotification (SGP.22 §5.6.4): always 204. Install results are verified with the
+ * session's eUICC key; enable/disable/delete notifications with the certificates they carry.
+ * Only verified notifications change a profile; every one is recorded.
+ */
+import { verifyRaw } from '../crypto/ecdsa.js';
+import type { Queryable } from '../db/db.js';
+import { FunctionFailed } from '../errors.js';
+import { event } from '../orders/store.js';
+import { iccidFromEf } from '../rsp/identifiers.js';
+import { decodePendingNotification, type OtherSignedNotification, type ProfileInstallationResult } from '../rsp/notification.js';
+import type { Es9Deps } from './context.js';
+import { sessionEuiccCertificate, verifyEuiccChain } from './certificates.js';
+import { b64 } from './input.js';
+import { endSession, lockSession, tidHex } from './sessions.js';
+
+export interface HandleNotificationRequest {
+  pendingNotification: string;
+}
+
+const OPERATIONS = ['install', 'enable', 'disable', 'delete'] as const;
+const DEVICE_STATE = { enable: 'Enabled', disable: 'Disabled', delete: 'Deleted' } as const;
+
+interface Recorded {
+  kind: string;
+  verified: boolean;
+  eid?: string | null;
+  iccid?: string | null;
+  transactionId?: string | null;
+  seqNumber?: number | null;
+  outcome?: string;
+  detail?: Record<string, unknown>;
+}
+
+async function record(q: Queryable, raw: Buffer, r: Recorded): Promise<void> {
+  await q.query(
+    `INSERT INTO notifications (kind, verified, eid, iccid, transaction_id, seq_number, outcome, detail, raw)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+    [r.kind, r.verified, r.eid ?? null, r.iccid ?? null, r.transactionId ?? null, r.seqNumber ?? null, r.outcome ?? null,
+      r.detail ? JSON.stringify(r.detail) : null, raw],
+  );
+}
+
+async function handleInstallResult(deps: Es9Deps, raw: Buffer, pir: ProfileInstallationResult): Promise<void> {
+  const tid = tidHex(pir.data.transactionId);
+  const meta = pir.data.notificationMetadata;
+  await deps.db.tx(async (q) => {
+    const session = await lockSession(q, tid);
+    const base = { kind: 'install', transactionId: tid, seqNumber: meta.seqNumber };
+    if (!session || session.state !== 'bound' || !session.euicc_certificate) {
+      return record(q, raw, { ...base, verified: false, outcome: 'unknown-transaction' });
+    }
+    const key = sessionEuiccCertificate(session.euicc_certificate).publicKey;
+    if (!verifyRaw(key, pir.data.raw!, pir.signature)) {
+      return record(q, raw, { ...base, verified: false, eid: session.eid, iccid: session.iccid, outcome: 'bad-signature' });
+    }
+    const fr = pir.data.finalResult;
+    const success = 'success' in fr;
+    const detail = success ? { aid: fr.success.aid.toString('hex').toUpperCase() } : { bppCommandId: fr.error.bppCommandId, errorReason: fr.error.errorReason };
+    await q.query(
+      `UPDATE profiles SET state = $2, device_state = $3, updated_at = now() WHERE iccid = $1 AND state = 'Downloaded'`,
+      [session.iccid, success ? 'Installed' : 'Error', success ? 'Disabled' : null],
+    );
+    await event(q, session.iccid!, success ? 'installed' : 'install-failed', { transactionId: tid, eid: session.eid, ...detail });
+    await record(q, raw, { ...base, verified: true, eid: session.eid, iccid: session.iccid, outcome: success ? 'success' : 'error', detail });
+    await endSession(q, tid);
+  });
+}
+
+async function handleOtherNotification(deps: Es9Deps, raw: Buffer, n: OtherSignedNotification): Promise<void> {
+  const meta = n.tbsOtherNotification;
+  const kind = OPERATIONS[meta.operation] ?? `operation-${meta.operation}`;
+  const iccid = meta.iccid ? safe(() => iccidFromEf(meta.iccid!)) : null;
+  let eid: string | null = null;
+  let outcome = 'verified';
+  let verified = false;
+  try {
+    const chain = verifyEuiccChain(deps.pki, n.eumCertificate, n.euiccCertificate);
+    eid = chain.eid;
+    verified = verifyRaw(chain.euicc.publicKey, meta.raw!, n.signature);
+    if (!verified) outcome = 'bad-signature';
+  } catch (err) {
+    if (!(err instanceof FunctionFailed)) throw err;
+    outcome = `bad-certificate: ${err.message}`;
+  }
+  await deps.db.tx(async (q) => {
+    if (verified && iccid && kind in DEVICE_STATE) {
+      const state = DEVICE_STATE[kind as keyof typeof DEVICE_STATE];
+      // Only the eUICC the profile was installed on can report on it.
+      const rows = await q.query(
+        `UPDATE profiles SET device_state = $3, updated_at = now() WHERE iccid = $1 AND eid = $2 AND state = 'Installed' RETURNING 1`,
+        [iccid, eid, state],
+      );
+      if (rows.length) await event(q, iccid, kind === 'delete' ? 'deleted' : `${kind}d`, { eid, seqNumber: meta.seqNumber });
+      else outcome = 'no-installed-profile';
+    }
+    await record(q, raw, { kind, verified, eid, iccid, seqNumber: meta.seqNumber, outcome });
+  });
+}
+
+function safe<T>(fn: () => T): T | null {
+  try {
+    return fn();
+  } catch {
+    return null;
+  }
+}
+
+export async function handleNotification(deps: Es9Deps, req: HandleNotificationRequest): Promise<void> {
+  let raw: Buffer;
+  try {
+    raw = b64(req.pendingNotification, 'pendingNotification');
+  } catch {
+    deps.log.warn('handleNotification: pendingNotification is not base64');
+    return;
+  }
+  let n: ReturnType<typeof decodePendingNotification>;
+  try {
+    n = decodePendingNotification(raw);
+  } catch (err) {
+    deps.log.warn({ err: (err as Error).message }, 'handleNotification: undecodable notification');
+    await record(deps.db, raw, { kind: 'unknown', verified: false, outcome: `malformed: ${(err as Error).message}` });
+    return;
+  }
+  if ('pir' in n) await handleInstallResult(deps, raw, n.pir);
+  else await handleOtherNotification(deps, raw, n.other);
+}

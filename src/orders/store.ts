@@ -1,0 +1,175 @@
+/** Profiles and their download orders, in the database. ES9+, the admin API and the CLI all go through here. */
+import { randomBytes, randomInt } from 'node:crypto';
+import type { Queryable } from '../db/db.js';
+import { confirmationCodeDigest } from '../crypto/hashcc.js';
+import { normaliseIccid, withLuhn, isEid } from '../rsp/identifiers.js';
+import { MATCHING_ID_RE } from '../rsp/activation-code.js';
+
+export type ProfileState =
+  | 'Available' | 'Allocated' | 'Linked' | 'Confirmed' | 'Released'
+  | 'Downloaded' | 'Installed' | 'Error' | 'Unavailable';
+
+export interface ProfileRow {
+  iccid: string;
+  profile_type: string;
+  imsi: string;
+  ki: Buffer;
+  opc: Buffer;
+  state: ProfileState;
+  eid: string | null;
+  matching_id: string | null;
+  cc_digest: Buffer | null;
+  cc_attempts: number;
+  cc_max_attempts: number;
+  download_attempts: number;
+  max_download_attempts: number;
+  expires_at: Date | null;
+  device_state: 'Enabled' | 'Disabled' | 'Deleted' | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export interface ProfileTypeRow {
+  name: string;
+  service_provider_name: string;
+  profile_name: string;
+  profile_class: number;
+}
+
+export class OrderError extends Error {
+  override name = 'OrderError';
+  constructor(
+    readonly code: 'invalid' | 'conflict' | 'notFound',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const ALNUM = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+
+/** A MatchingID like `K3T9Q-2M8XA-7PL4D-QW1ZE`: upper-case alphanumerics and dashes only. */
+export function generateMatchingId(): string {
+  const group = () => Array.from({ length: 5 }, () => ALNUM[randomInt(ALNUM.length)]).join('');
+  return [group(), group(), group(), group()].join('-');
+}
+
+const digits = (n: number) => Array.from({ length: n }, () => randomInt(10)).join('');
+
+/** A Luhn-valid 20-digit test ICCID (issuer prefix 89 000). */
+export function generateIccid(prefix = '89000'): string {
+  return withLuhn(prefix + digits(19 - prefix.length));
+}
+
+export function generateImsi(mccMnc = '00101'): string {
+  return mccMnc + digits(15 - mccMnc.length);
+}
+
+export interface NewProfile {
+  iccid?: string;
+  profileType?: string;
+  imsi?: string;
+  ki?: Buffer;
+  opc?: Buffer;
+}
+
+export async function insertProfile(q: Queryable, p: NewProfile): Promise<ProfileRow> {
+  const iccid = p.iccid ? normaliseIccid(p.iccid) : generateIccid();
+  const rows = await q.query<ProfileRow>(
+    `INSERT INTO profiles (iccid, profile_type, imsi, ki, opc, state)
+     VALUES ($1, $2, $3, $4, $5, 'Available')
+     ON CONFLICT (iccid) DO NOTHING RETURNING *`,
+    [iccid, p.profileType ?? 'default', p.imsi ?? generateImsi(), p.ki ?? randomBytes(16), p.opc ?? randomBytes(16)],
+  );
+  if (!rows[0]) throw new OrderError('conflict', `ICCID ${iccid} already exists`);
+  await event(q, iccid, 'created', { profileType: p.profileType ?? 'default' });
+  return rows[0];
+}
+
+export interface NewOrder extends NewProfile {
+  matchingId?: string;
+  eid?: string;
+  confirmationCode?: string;
+  /** Seconds until the order expires (8.8.5/4.10); none by default. */
+  expiresIn?: number;
+  maxDownloadAttempts?: number;
+  maxConfirmationCodeAttempts?: number;
+}
+
+/**
+ * Creates a Released (downloadable) order: on an existing Available profile when the ICCID is
+ * known, else on a new profile (generated ICCID, IMSI, Ki, OPc unless given).
+ */
+export async function createReleasedOrder(q: Queryable, o: NewOrder): Promise<ProfileRow> {
+  const matchingId = (o.matchingId ?? generateMatchingId()).toUpperCase();
+  if (!MATCHING_ID_RE.test(matchingId)) throw new OrderError('invalid', `MatchingID must be 1-64 of 0-9 A-Z and '-': ${o.matchingId}`);
+  if (o.eid !== undefined && !isEid(o.eid)) throw new OrderError('invalid', `EID must be 32 digits: ${o.eid}`);
+  if (o.confirmationCode !== undefined && !/^[\x20-\x7e]{1,64}$/.test(o.confirmationCode)) {
+    throw new OrderError('invalid', 'confirmation code must be 1-64 printable ASCII characters');
+  }
+  const taken = await q.query('SELECT 1 FROM profiles WHERE matching_id = $1', [matchingId]);
+  if (taken.length) throw new OrderError('conflict', `MatchingID ${matchingId} already in use`);
+
+  let iccid: string;
+  if (o.iccid) {
+    iccid = normaliseIccid(o.iccid);
+    const existing = await q.query<ProfileRow>('SELECT * FROM profiles WHERE iccid = $1 FOR UPDATE', [iccid]);
+    if (!existing[0]) iccid = (await insertProfile(q, o)).iccid;
+    else if (existing[0].state !== 'Available') throw new OrderError('conflict', `profile ${iccid} is ${existing[0].state}, not Available`);
+  } else {
+    iccid = (await insertProfile(q, o)).iccid;
+  }
+  const rows = await q.query<ProfileRow>(
+    `UPDATE profiles SET state = 'Released', matching_id = $2, eid = $3, cc_digest = $4,
+        cc_attempts = 0, download_attempts = 0,
+        cc_max_attempts = COALESCE($5, cc_max_attempts), max_download_attempts = COALESCE($6, max_download_attempts),
+        expires_at = CASE WHEN $7::integer IS NULL THEN NULL ELSE now() + make_interval(secs => $7::integer) END,
+        device_state = NULL, updated_at = now()
+     WHERE iccid = $1 RETURNING *`,
+    [
+      iccid,
+      matchingId,
+      o.eid ?? null,
+      o.confirmationCode !== undefined ? confirmationCodeDigest(o.confirmationCode) : null,
+      o.maxConfirmationCodeAttempts ?? null,
+      o.maxDownloadAttempts ?? null,
+      o.expiresIn ?? null,
+    ],
+  );
+  await event(q, iccid, 'released', { matchingId, eid: o.eid ?? null, confirmationCode: o.confirmationCode !== undefined });
+  return rows[0]!;
+}
+
+export async function event(q: Queryable, iccid: string, name: string, detail?: Record<string, unknown>): Promise<void> {
+  await q.query('INSERT INTO profile_events (iccid, event, detail) VALUES ($1, $2, $3)', [iccid, name, detail ? JSON.stringify(detail) : null]);
+}
+
+export async function getProfile(q: Queryable, iccid: string): Promise<ProfileRow | undefined> {
+  return (await q.query<ProfileRow>('SELECT * FROM profiles WHERE iccid = $1', [normaliseIccid(iccid)]))[0];
+}
+
+export async function profileHistory(q: Queryable, iccid: string) {
+  return q.query<{ at: Date; event: string; detail: unknown }>(
+    'SELECT at, event, detail FROM profile_events WHERE iccid = $1 ORDER BY id',
+    [iccid],
+  );
+}
+
+/** The public view of a profile: never Ki, OPc or the confirmation code digest. */
+export function publicProfile(p: ProfileRow) {
+  return {
+    iccid: p.iccid,
+    profileType: p.profile_type,
+    imsi: p.imsi,
+    state: p.state,
+    deviceState: p.device_state,
+    eid: p.eid,
+    matchingId: p.matching_id,
+    confirmationCodeRequired: p.cc_digest !== null,
+    confirmationCodeAttempts: p.cc_attempts,
+    downloadAttempts: p.download_attempts,
+    maxDownloadAttempts: p.max_download_attempts,
+    expiresAt: p.expires_at?.toISOString() ?? null,
+    updatedAt: p.updated_at.toISOString(),
+  };
+}

@@ -1,0 +1,51 @@
+/** Starts the server process: PKI (generated when the folder is empty), database + migrations, HTTPS, clean shutdown. */
+import { existsSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.js';
+import { addressHost, type Config } from './config.js';
+import { openDatabase, type Database } from './db/db.js';
+import { migrate } from './db/migrate.js';
+import { generatePki } from './pki/generate.js';
+import { loadServerPki } from './pki/load.js';
+import { join } from 'node:path';
+
+export interface RunningServer {
+  app: FastifyInstance;
+  db: Database;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Creates the test PKI for this server's host name when the certificate folder is empty. */
+export async function ensurePki(config: Config, log: (msg: string) => void = () => {}) {
+  if (!existsSync(join(config.certsDir, 'CertificateIssuer'))) {
+    log(`generating a test PKI for ${addressHost(config.smdpAddress)} in ${config.certsDir}`);
+    await generatePki(config.certsDir, { hostname: addressHost(config.smdpAddress) });
+  }
+  return loadServerPki(config.certsDir);
+}
+
+export async function startServer(config: Config): Promise<RunningServer> {
+  const pki = await ensurePki(config, (m) => console.error(m));
+  const db = await openDatabase({ url: config.databaseUrl, dataDir: join(config.dataDir, 'pglite'), poolSize: config.dbPoolSize });
+  try {
+    await migrate(db);
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  if (config.tls && !pki.tls) throw new Error(`no DP TLS certificate in ${config.certsDir}: add one or set TLS=0`);
+  const app = await buildApp(
+    { config, db, pki },
+    config.tls ? { https: { key: pki.tls!.keyPem, cert: pki.tls!.chainPem } } as object : {},
+  );
+  const address = await app.listen({ host: config.listenHost, port: config.port });
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      await app.close();
+      await db.close();
+    })());
+  app.log.info({ smdpAddress: config.smdpAddress, database: db.kind, tls: config.tls }, `SM-DP+ listening on ${address}`);
+  return { app, db, url: address, close };
+}
