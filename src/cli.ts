@@ -12,7 +12,7 @@ import { startServer } from './server.js';
 const USAGE = `mock-smdp — GSMA SGP.22 SM-DP+ test server and device simulator
 
   mock-smdp serve [--port N] [--host IP] [--address HOST[:PORT]] [--certs DIR] [--data DIR] [--plain-http]
-  mock-smdp certs [--dir DIR] [--hostname NAME] [--smdp-oid OID] [--ein PREFIX]
+  mock-smdp certs [--dir DIR] [--hostname NAME] [--smdp-oid OID] [--ein PREFIX] [--force]
   mock-smdp order create [--iccid ICCID] [--matching-id ID] [--eid EID] [--cc CODE] [--expires-in SEC] [--profile-type T]
   mock-smdp order show ICCID
   mock-smdp sim download 'LPA:1$HOST$MATCHINGID' [--cc CODE] [--state FILE] [--url URL] ...
@@ -115,7 +115,7 @@ async function main(argv: string[]): Promise<number> {
     case 'certs': {
       const { values } = parseArgs({
         args: rest,
-        options: { dir: { type: 'string' }, hostname: { type: 'string' }, 'smdp-oid': { type: 'string' }, ein: { type: 'string' } },
+        options: { dir: { type: 'string' }, hostname: { type: 'string' }, 'smdp-oid': { type: 'string' }, ein: { type: 'string' }, force: { type: 'boolean' } },
       });
       const c = defaultConfig();
       const dir = values.dir ?? c.certsDir;
@@ -123,6 +123,7 @@ async function main(argv: string[]): Promise<number> {
         hostname: values.hostname ?? addressHost(c.smdpAddress),
         ...(values['smdp-oid'] ? { smdpOid: values['smdp-oid'] } : {}),
         ...(values.ein ? { einPrefix: values.ein } : {}),
+        force: values.force ?? false,
       });
       console.log(`test PKI written to ${dir}`);
       return 0;
