@@ -77,8 +77,13 @@ function verifies(certDer: Buffer, data: Buffer, sig: Buffer): boolean {
   return verify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, sig);
 }
 
+interface Asserts {
+  ok(v: unknown, message: string): unknown;
+  fail(message: string): unknown;
+}
+
 /** Cutting a message anywhere gives RspError/DerError, nothing else. */
-function truncations(t: Tap.Test, name: string, buf: Buffer, fn: (b: Buffer) => unknown): void {
+function truncations(t: Asserts, name: string, buf: Buffer, fn: (b: Buffer) => unknown): void {
   const cuts = new Set([0, 1, 2, 3, 5, Math.floor(buf.length / 3), Math.floor(buf.length / 2), buf.length - 65, buf.length - 2, buf.length - 1]);
   for (const n of cuts) {
     if (n < 0 || n >= buf.length) continue;
@@ -89,11 +94,6 @@ function truncations(t: Tap.Test, name: string, buf: Buffer, fn: (b: Buffer) => 
       t.ok(err instanceof RspError || err instanceof DerError, `${name} cut at ${n}: ${(err as Error).message}`);
     }
   }
-}
-
-// tap's Test type without importing tap's internals
-declare namespace Tap {
-  type Test = Parameters<Parameters<typeof t.test>[1] & ((t: never) => unknown)>[0] extends never ? never : typeof t;
 }
 
 /** ES10 commands and answers, reassembled from the STORE DATA / GET RESPONSE APDUs, per card session. */
@@ -184,7 +184,7 @@ t.test('lpac download through the reference SM-DP+', { skip }, async (t) => {
 
   const metadataBytes = b64(auth.resp.profileMetadata!);
   const md = decodeStoreMetadataRequest(metadataBytes);
-  t.equal(md.iccid.toString('hex'), '98944499999999092 0f3'.replace(' ', ''));
+  t.equal(md.iccid.toString('hex'), '989444999999990920f3');
   t.equal(md.serviceProviderName, 'OsmocomSPN');
   t.equal(md.profileName, 'TS48V1-A-UNIQUE');
   t.equal(md.profileClass, 2);
@@ -365,6 +365,6 @@ t.test('lpac cancelSession after a refused download', { skip }, async (t) => {
   t.equal(csr.ok.signed.reason, 0, 'endUserRejection');
   t.same(encodeEuiccCancelSessionSigned(csr.ok.signed), csr.ok.signed.raw);
   t.ok(verifies(asr.ok.euiccCertificate, csr.ok.signed.raw, csr.ok.signature), 'euiccCancelSessionSignature verifies over the 30 TLV');
-  t.equal(cancel.resp.header && typeof cancel.resp.header, 'object', 'the reference server answered with a header');
+  t.ok(cancel.resp.header, 'the reference server refused it (a known defect of that server)');
   truncations(t, 'cancelSessionResponse', csrBytes, decodeCancelSessionResponse);
 });
