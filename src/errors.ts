@@ -55,6 +55,26 @@ export const SC = {
 
   // ES9+ cancelSession
   smdpOidMismatch: sc('8.8', '3.10', 'smdpOid does not match the SM-DP+ certificate'),
+
+  // ES2+ (operator functions, notes §1.4/§1.5)
+  iccidInvalid: sc('8.2.1', '2.1', 'Invalid ICCID'),
+  iccidMissing: sc('8.2.1', '2.2', 'ICCID or finalProfileStatusIndicator missing'),
+  iccidUnknown: sc('8.2.1', '3.9', 'Unknown ICCID'),
+  iccidNotAllowed: sc('8.2.1', '1.2', 'Profile not owned by the function requester'),
+  iccidEidMismatch: sc('8.2.1', '3.10', 'Profile bound to a different EID'),
+  invalidTransition: sc('8.2.1', '3.5', 'Invalid profile state transition'),
+  profileTypeMissing: sc('8.2.5', '2.3', 'profileType required when no ICCID is given'),
+  profileTypeUnknown: sc('8.2.5', '3.9', 'Unknown profile type'),
+  profileTypeNotAllowed: sc('8.2.5', '1.2', 'Profile type not allowed for the function requester'),
+  profileTypeExhausted: sc('8.2.5', '3.7', 'No more profiles available of this profile type'),
+  profileTypeMismatch: sc('8.2.5', '3.8', 'Profile type does not match the ICCID'),
+  eidInvalid: sc('8.1.1', '2.1', 'Invalid EID'),
+  eidRequired: sc('8.1.1', '2.2', 'EID required'),
+  eidMismatch: sc('8.1.1', '3.10', 'EID does not match the order'),
+  matchingIdInvalid: sc('8.2.6', '2.1', 'Invalid MatchingID'),
+  matchingIdInUse: sc('8.2.6', '3.3', 'MatchingID already in use'),
+  matchingIdMismatch: sc('8.2.6', '3.10', 'MatchingID does not match the order'),
+  smdsInaccessible: sc('8.9', '5.1', 'SM-DS inaccessible'),
 } as const satisfies Record<string, StatusCode>;
 
 export type StatusName = keyof typeof SC;

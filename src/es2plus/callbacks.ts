@@ -1,0 +1,112 @@
+/**
+ * ES2+.HandleDownloadProgressInfo (SM-DP+ → operator, notes §1.4), written to the database outbox in
+ * the transaction of the state change it reports; src/outbox/worker.ts delivers it later, at least
+ * once. Nothing here talks to the network, so an ES9+ call never waits for an operator.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Queryable } from '../db/db.js';
+import type { FunctionExecutionStatus, StatusCode } from '../errors.js';
+
+export const PROGRESS_KIND = 'handleDownloadProgressInfo';
+/** ES2+ path of the callback, appended to the operator's callback_url unless that already ends with it. */
+export const PROGRESS_PATH = '/gsma/rsp2/es2plus/handleDownloadProgressInfo';
+
+/** Notification points (notes §1.4). */
+export const POINT = { eligibility: 1, confirmationFailure: 2, bppDownload: 3, bppInstallation: 4 } as const;
+
+/** Point 4 with an errorResult in the PIR: the eUICC could not install the profile. */
+export const INSTALL_FAILED: StatusCode = { subjectCode: '8.2', reasonCode: '4.2', message: 'Profile installation failed on the eUICC' };
+
+/**
+ * A verified ES9+.CancelSession. SGP.22 v2 defines no notification point for it (notes §1.4 and
+ * "Not verified" 3), so this server reports it at the point the download stopped at, BPP download
+ * (3), as Failed 8.8.5/3.8 (download order / refused) with the cancel reason in the message
+ * (e.g. `session cancelled: endUserRejection`). Change it here only.
+ */
+export const SESSION_CANCELLED = {
+  point: POINT.bppDownload,
+  status: 'Failed',
+  statusCode: { subjectCode: '8.8.5', reasonCode: '3.8', message: 'Download session cancelled by the LPA' } as StatusCode,
+} as const;
+
+export interface ProgressInfo {
+  iccid: string;
+  point: 1 | 2 | 3 | 4 | number;
+  status: 'Executed-Success' | 'Failed';
+  statusCode?: StatusCode;
+  /** Replaces statusCode.message in statusCodeData. */
+  message?: string;
+  /** Point 4: the PendingNotification exactly as received (sent base64). */
+  resultData?: Buffer;
+  eid?: string | null;
+  /** header.functionRequesterIdentifier; when absent the delivering worker fills in its own (the SM-DP+ address). */
+  requester?: string;
+}
+
+export interface ProgressPayload {
+  header: { functionRequesterIdentifier?: string; functionCallIdentifier: string };
+  eid?: string;
+  iccid: string;
+  profileType: string;
+  timestamp: string;
+  notificationPointId: number;
+  notificationPointStatus: FunctionExecutionStatus;
+  resultData?: string;
+}
+
+/** `YYYY-MM-DDThh:mm:ssZ` (UTC, no fraction), as notes §1.4 shows. */
+export function progressTimestamp(d = new Date()): string {
+  return d.toISOString().replace(/\.\d+Z$/, 'Z');
+}
+
+/** The operator endpoint for a callback_url: a bare base URL gets the ES2+ path appended. */
+export function callbackEndpoint(callbackUrl: string): string {
+  const u = new URL(callbackUrl);
+  if (u.pathname === '/' || u.pathname === '') u.pathname = PROGRESS_PATH;
+  return u.toString();
+}
+
+export function buildProgressPayload(p: ProgressInfo, profileType: string, profileEid: string | null, at = new Date()): ProgressPayload {
+  const eid = p.eid ?? profileEid ?? undefined;
+  const status: FunctionExecutionStatus = { status: p.status };
+  if (p.statusCode) {
+    status.statusCodeData = { subjectCode: p.statusCode.subjectCode, reasonCode: p.statusCode.reasonCode, message: p.message ?? p.statusCode.message };
+  }
+  return {
+    header: { ...(p.requester ? { functionRequesterIdentifier: p.requester } : {}), functionCallIdentifier: randomUUID() },
+    ...(eid ? { eid } : {}),
+    iccid: p.iccid,
+    profileType,
+    timestamp: progressTimestamp(at),
+    notificationPointId: p.point,
+    notificationPointStatus: status,
+    ...(p.resultData ? { resultData: p.resultData.toString('base64') } : {}),
+  };
+}
+
+/**
+ * Queues a handleDownloadProgressInfo for the operator owning the profile, in the caller's
+ * transaction (so it exists exactly when the reported change committed). Does nothing when the
+ * profile has no operator or the operator no callback_url.
+ */
+export async function enqueueProgress(q: Queryable, p: ProgressInfo): Promise<void> {
+  const rows = await q.query<{ profile_type: string; eid: string | null; operator_id: string; callback_url: string }>(
+    `SELECT p.profile_type, p.eid, o.id AS operator_id, o.callback_url
+       FROM profiles p JOIN operators o ON o.id = p.operator_id
+      WHERE p.iccid = $1 AND o.callback_url IS NOT NULL AND o.callback_url <> ''`,
+    [p.iccid],
+  );
+  const r = rows[0];
+  if (!r) return;
+  let url: string;
+  try {
+    url = callbackEndpoint(r.callback_url);
+  } catch {
+    return; // an unusable URL is the operator's configuration problem; never fail the ES9+ call for it
+  }
+  const payload = buildProgressPayload(p, r.profile_type, r.eid);
+  await q.query(
+    `INSERT INTO outbox (operator_id, url, kind, payload, iccid) VALUES ($1, $2, $3, $4, $5)`,
+    [r.operator_id, url, PROGRESS_KIND, JSON.stringify(payload), p.iccid],
+  );
+}
