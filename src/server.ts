@@ -7,6 +7,7 @@ import { openDatabase, type Database } from './db/db.js';
 import { migrate } from './db/migrate.js';
 import { generatePki } from './pki/generate.js';
 import { loadServerPki } from './pki/load.js';
+import { startOutboxWorker } from './outbox/worker.js';
 import { join } from 'node:path';
 
 export interface RunningServer {
@@ -40,10 +41,13 @@ export async function startServer(config: Config): Promise<RunningServer> {
     config.tls ? { https: { key: pki.tls!.keyPem, cert: pki.tls!.chainPem } } as object : {},
   );
   const address = await app.listen({ host: config.listenHost, port: config.port });
+  // Operator callbacks (ES2+ handleDownloadProgressInfo) from the outbox, in the background.
+  const outbox = startOutboxWorker(db, { requesterIdentifier: config.smdpAddress, log: app.log });
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
       await app.close();
+      await outbox.stop();
       await db.close();
     })());
   app.log.info({ smdpAddress: config.smdpAddress, database: db.kind, tls: config.tls }, `SM-DP+ listening on ${address}`);

@@ -5,6 +5,7 @@ import type { Queryable } from '../db/db.js';
 import { tlv } from '../der/tlv.js';
 import { check, FunctionFailed, SC } from '../errors.js';
 import { event, type ProfileRow, type ProfileTypeRow } from '../orders/store.js';
+import { enqueueProgress } from '../es2plus/callbacks.js';
 import { decodeAuthenticateServerResponse, type EuiccSigned1 } from '../rsp/authentication.js';
 import { encodeSmdpSigned2, encodeStoreMetadataRequest } from '../rsp/download.js';
 import { iccidToEf } from '../rsp/identifiers.js';
@@ -140,6 +141,7 @@ export async function authenticateClient(deps: Es9Deps, req: AuthenticateClientR
       [tid.hex, chain.eid, order.iccid, asr.ok.euiccCertificate, smdpSignature2, metadata, ccRequired],
     );
     await event(q, order.iccid, 'authenticated', { transactionId: tid.hex, eid: chain.eid, attempt: order.download_attempts + 1 });
+    await enqueueProgress(q, { iccid: order.iccid, point: 1, status: 'Executed-Success', eid: chain.eid });
 
     return {
       transactionId: tid.hex,

@@ -2,6 +2,7 @@
 import { verifyRaw } from '../crypto/ecdsa.js';
 import { check, FunctionFailed, SC } from '../errors.js';
 import { event } from '../orders/store.js';
+import { enqueueProgress, SESSION_CANCELLED } from '../es2plus/callbacks.js';
 import { decodeCancelSessionResponse } from '../rsp/cancel.js';
 import type { Es9Deps } from './context.js';
 import { checkSignedTransactionId } from './authenticate-client.js';
@@ -44,6 +45,7 @@ export async function cancelSession(deps: Es9Deps, req: CancelSessionRequest): P
       // A cancelled download leaves the order Released so the user can try again.
       await q.query(`UPDATE profiles SET state = 'Released', updated_at = now() WHERE iccid = $1 AND state = 'Downloaded'`, [session.iccid]);
       await event(q, session.iccid, 'session-cancelled', { transactionId: tid.hex, reason, eid: session.eid });
+      await enqueueProgress(q, { iccid: session.iccid, ...SESSION_CANCELLED, message: `session cancelled: ${reason}`, eid: session.eid });
     }
     await endSession(q, tid.hex);
   });

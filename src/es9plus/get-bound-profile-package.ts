@@ -7,6 +7,7 @@ import { deriveSessionKeys } from '../crypto/kdf.js';
 import { chunk, MAX_ENCRYPTED_PLAINTEXT, MAX_MAC_ONLY_PLAINTEXT, Scp03tWriter } from '../crypto/scp03t.js';
 import { check, FunctionFailed, SC } from '../errors.js';
 import { event, type ProfileRow } from '../orders/store.js';
+import { enqueueProgress } from '../es2plus/callbacks.js';
 import { buildBoundProfilePackage, encodeInitialiseSecureChannel, smdpSignInput } from '../rsp/bpp.js';
 import { decodePrepareDownloadResponse, type EuiccSigned2 } from '../rsp/download.js';
 import { buildProfile } from '../saip/profile.js';
@@ -100,6 +101,7 @@ export async function getBoundProfilePackage(deps: Es9Deps, req: GetBoundProfile
         [order.iccid, cc.attempts, cc.exhausted],
       );
       await event(q, order.iccid, cc.exhausted ? 'confirmation-code-limit' : 'confirmation-code-refused', { transactionId: tid.hex, attempts: cc.attempts });
+      await enqueueProgress(q, { iccid: order.iccid, point: 2, status: 'Failed', statusCode: cc.failure.status, message: cc.failure.message, eid: s.eid });
       return { failure: cc.failure };
     }
 
@@ -116,6 +118,7 @@ export async function getBoundProfilePackage(deps: Es9Deps, req: GetBoundProfile
     await q.query(`UPDATE profiles SET state = 'Downloaded', updated_at = now() WHERE iccid = $1`, [order.iccid]);
     await q.query(`UPDATE rsp_sessions SET state = 'bound', euicc_otpk = $2 WHERE transaction_id = $1`, [tid.hex, euiccSigned2.euiccOtpk]);
     await event(q, order.iccid, 'downloaded', { transactionId: tid.hex, eid: s.eid });
+    await enqueueProgress(q, { iccid: order.iccid, point: 3, status: 'Executed-Success', eid: s.eid });
     return { response: { transactionId: tid.hex, boundProfilePackage: bpp.toString('base64') } };
   });
   if ('failure' in result) throw result.failure;

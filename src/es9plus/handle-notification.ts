@@ -1,12 +1,14 @@
 /**
  * ES9+.HandleNotification (SGP.22 §5.6.4): always 204. Install results are verified with the
  * session's eUICC key; enable/disable/delete notifications with the certificates they carry.
- * Only verified notifications change a profile; every one is recorded.
+ * Only verified notifications change a profile, and only when newer (by seqNumber) than those already
+ * applied to it; every one is recorded.
  */
 import { verifyRaw } from '../crypto/ecdsa.js';
 import type { Queryable } from '../db/db.js';
 import { FunctionFailed } from '../errors.js';
 import { event } from '../orders/store.js';
+import { enqueueProgress, INSTALL_FAILED } from '../es2plus/callbacks.js';
 import { iccidFromEf } from '../rsp/identifiers.js';
 import { decodePendingNotification, type OtherSignedNotification, type ProfileInstallationResult } from '../rsp/notification.js';
 import type { Es9Deps } from './context.js';
@@ -62,6 +64,9 @@ async function handleInstallResult(deps: Es9Deps, raw: Buffer, pir: ProfileInsta
       [session.iccid, success ? 'Installed' : 'Error', success ? 'Disabled' : null],
     );
     await event(q, session.iccid!, success ? 'installed' : 'install-failed', { transactionId: tid, eid: session.eid, ...detail });
+    await enqueueProgress(q, success
+      ? { iccid: session.iccid!, point: 4, status: 'Executed-Success', eid: session.eid, resultData: raw }
+      : { iccid: session.iccid!, point: 4, status: 'Failed', statusCode: INSTALL_FAILED, message: `bppCommandId ${detail.bppCommandId} errorReason ${detail.errorReason}`, eid: session.eid, resultData: raw });
     await record(q, raw, { ...base, verified: true, eid: session.eid, iccid: session.iccid, outcome: success ? 'success' : 'error', detail });
     await endSession(q, tid);
   });
@@ -87,12 +92,23 @@ async function handleOtherNotification(deps: Es9Deps, raw: Buffer, n: OtherSigne
     if (verified && iccid && kind in DEVICE_STATE) {
       const state = DEVICE_STATE[kind as keyof typeof DEVICE_STATE];
       // Only the eUICC the profile was installed on can report on it.
-      const rows = await q.query(
-        `UPDATE profiles SET device_state = $3, updated_at = now() WHERE iccid = $1 AND eid = $2 AND state = 'Installed' RETURNING 1`,
-        [iccid, eid, state],
-      );
-      if (rows.length) await event(q, iccid, kind === 'delete' ? 'deleted' : `${kind}d`, { eid, seqNumber: meta.seqNumber });
-      else outcome = 'no-installed-profile';
+      const rows = await q.query(`SELECT 1 FROM profiles WHERE iccid = $1 AND eid = $2 AND state = 'Installed' FOR UPDATE`, [iccid, eid]);
+      if (!rows.length) outcome = 'no-installed-profile';
+      else {
+        // An eUICC numbers its notifications in increasing order: one no newer than a notification
+        // already applied to this profile (an LPA's retry or replay) is logged but must not undo a
+        // later enable/disable/delete.
+        const applied = await q.query<{ seq_number: number }>(
+          `SELECT seq_number FROM notifications WHERE iccid = $1 AND eid = $2 AND verified AND outcome IN ('success', 'verified')
+             AND seq_number >= $3 ORDER BY seq_number LIMIT 1`,
+          [iccid, eid, meta.seqNumber],
+        );
+        if (applied.length) outcome = applied[0]!.seq_number === meta.seqNumber ? 'duplicate' : 'stale';
+        else {
+          await q.query(`UPDATE profiles SET device_state = $2, updated_at = now() WHERE iccid = $1`, [iccid, state]);
+          await event(q, iccid, kind === 'delete' ? 'deleted' : `${kind}d`, { eid, seqNumber: meta.seqNumber });
+        }
+      }
     }
     await record(q, raw, { kind, verified, eid, iccid, seqNumber: meta.seqNumber, outcome });
   });
@@ -111,7 +127,9 @@ export async function handleNotification(deps: Es9Deps, req: HandleNotificationR
   try {
     raw = b64(req.pendingNotification, 'pendingNotification');
   } catch {
+    // Recorded like any other notification, with the text as received in place of the bytes.
     deps.log.warn('handleNotification: pendingNotification is not base64');
+    await record(deps.db, Buffer.from(req.pendingNotification, 'utf8'), { kind: 'unknown', verified: false, outcome: 'malformed: not base64' });
     return;
   }
   let n: ReturnType<typeof decodePendingNotification>;

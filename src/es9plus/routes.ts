@@ -1,5 +1,5 @@
 /** The five ES9+ routes (SGP.22 §6.5, paths /gsma/rsp2/es9plus/*): schemas, headers, status rendering. */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { FunctionFailed, SC, failedHeader, successHeader } from '../errors.js';
 import { loadSchemas } from '../schemas.js';
 import type { Es9Deps } from './context.js';
@@ -8,6 +8,7 @@ import { cancelSession } from './cancel-session.js';
 import { getBoundProfilePackage } from './get-bound-profile-package.js';
 import { handleNotification } from './handle-notification.js';
 import { initiateAuthentication } from './initiate-authentication.js';
+import { injectFault } from './faults.js';
 
 export const ES9_PREFIX = '/gsma/rsp2/es9plus';
 /** What this server answers in X-Admin-Protocol (a v2 string: pySim's client insists on it). */
@@ -46,6 +47,16 @@ export function toFunctionFailed(err: unknown, log: FastifyRequest['log']): Func
   return new FunctionFailed(SC.providerError, 'internal error');
 }
 
+/**
+ * handleNotification answers 204 even when its body cannot be parsed (SGP.22 §5.6.4: whatever the
+ * outcome). An unsupported media type or an oversized body keeps its HTTP status (the app's handler).
+ */
+export function notificationErrorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  if (err.statusCode === 413 || err.statusCode === 415) throw err;
+  request.log.warn({ err }, 'notification not processed');
+  return reply.code(204).header('x-admin-protocol', ADMIN_PROTOCOL).send();
+}
+
 export async function es9plusRoutes(app: FastifyInstance, deps: Es9Deps) {
   const schemas = loadSchemas('es9plus');
   const route = <B>(name: string, fn: (deps: Es9Deps, body: B) => Promise<object | void>, noContent = false) => {
@@ -55,10 +66,18 @@ export async function es9plusRoutes(app: FastifyInstance, deps: Es9Deps) {
         ...(noContent ? {} : { response: { 200: schemas.get(`${name}.response`) } }),
       },
       attachValidation: true,
+      ...(noContent ? { errorHandler: notificationErrorHandler } : {}),
       handler: async (request, reply) => {
         try {
           if (request.validationError) throw request.validationError;
           checkAdminProtocol(request.headers['x-admin-protocol']);
+          const fault = await injectFault({ ...deps, log: request.log }, name, request.body);
+          if (fault && 'drop' in fault) {
+            reply.hijack(); // an injected fault: the connection drops with no answer
+            request.raw.socket.destroy();
+            return;
+          }
+          if (fault) return sendFailed(reply, fault.fail);
           const out = await fn({ ...deps, log: request.log }, request.body as B);
           reply.header('x-admin-protocol', ADMIN_PROTOCOL);
           if (noContent) return reply.code(204).send();
