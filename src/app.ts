@@ -4,6 +4,9 @@ import type { Config } from './config.js';
 import type { Database } from './db/db.js';
 import type { ServerPki } from './pki/load.js';
 import { adminRoutes } from './admin/routes.js';
+import { activationCodeRoutes } from './admin/activation-codes.js';
+import { inventoryAdminRoutes } from './admin/inventory.js';
+import { registerOpenApi } from './openapi.js';
 import { ES9_PREFIX, es9plusRoutes, sendFailed, toFunctionFailed } from './es9plus/routes.js';
 
 export interface AppDeps {
@@ -31,8 +34,15 @@ export async function buildApp(deps: AppDeps, opts: FastifyServerOptions = {}): 
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'notFound', message: `no route ${req.method} ${req.url}` }));
 
-  app.get('/health', async () => ({ status: 'ok', smdpAddress: deps.config.smdpAddress, database: deps.db.kind }));
+  await registerOpenApi(app); // before any route, so every route is described
+  app.get('/health', async () => ({ status: 'ok', smdpAddress: deps.config.smdpAddress, database: deps.db.kind, rss: process.memoryUsage.rss() }));
   await es9plusRoutes(app, { db: deps.db, pki: deps.pki, config: deps.config, log: app.log });
-  await adminRoutes(app, { db: deps.db, config: deps.config, smdpOid: deps.pki.smdpOid });
+  const adminDeps = { db: deps.db, config: deps.config, smdpOid: deps.pki.smdpOid };
+  await adminRoutes(app, adminDeps);
+  await inventoryAdminRoutes(app, adminDeps);
+  await activationCodeRoutes(app, adminDeps);
+  await (await import('./admin/faults.js')).faultAdminRoutes(app, { db: deps.db });
+  await (await import('./es2plus/routes.js')).es2plusRoutes(app, { db: deps.db, config: deps.config, log: app.log });
+  await (await import('./admin/operators.js')).operatorAdminRoutes(app, { db: deps.db });
   return app;
 }

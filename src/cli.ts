@@ -15,6 +15,15 @@ const USAGE = `mock-smdp — GSMA SGP.22 SM-DP+ test server and device simulator
   mock-smdp certs [--dir DIR] [--hostname NAME] [--smdp-oid OID] [--ein PREFIX] [--force]
   mock-smdp order create [--iccid ICCID] [--matching-id ID] [--eid EID] [--cc CODE] [--expires-in SEC] [--profile-type T]
   mock-smdp order show ICCID
+  mock-smdp fault add (--iccid ICCID | --matching-id ID | --eid EID) [--function F] (--fail S/R | --delay MS | --drop) [--count N] [--message TEXT]
+  mock-smdp fault list [--all]
+  mock-smdp fault clear ID
+  mock-smdp inventory generate --type T --count N [--prefix P] [--mcc-mnc 00101] [--operator OP]
+  mock-smdp inventory import FILE --type T [--operator OP]   (CSV iccid,imsi,ki,opc[,type] or JSON)
+  mock-smdp inventory list [--type T] [--state S] [--operator OP]   (mock-smdp inventory help)
+  mock-smdp ac show MATCHINGID [--ecl L|M|Q|H] [--oid]
+  mock-smdp operator create --id ID --name N [--callback URL] [--cc-max N] [--download-max N] [--order-ttl SEC]   (prints the API key)
+  mock-smdp operator list
   mock-smdp sim download 'LPA:1$HOST$MATCHINGID' [--cc CODE] [--state FILE] [--url URL] ...
   mock-smdp sim notifications|profiles|enable|disable|delete ...   (mock-smdp sim --help)
 
@@ -94,6 +103,70 @@ async function orderCommand(argv: string[]): Promise<number> {
   }
 }
 
+/** Fault injection through the admin API: the next ES9+ call(s) of an order or eUICC fail, wait or drop. */
+async function faultCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      iccid: { type: 'string' }, 'matching-id': { type: 'string' }, eid: { type: 'string' }, function: { type: 'string' },
+      fail: { type: 'string' }, delay: { type: 'string' }, drop: { type: 'boolean' }, count: { type: 'string' },
+      message: { type: 'string' }, all: { type: 'boolean' },
+    },
+  });
+  const client = adminClient(defaultConfig());
+  try {
+    if (positionals[0] === 'add') {
+      const modes = [values.fail !== undefined, values.delay !== undefined, !!values.drop].filter(Boolean).length;
+      if (modes !== 1) {
+        console.error('fault add: give exactly one of --fail SUBJECT/REASON, --delay MS, --drop');
+        return 2;
+      }
+      const body: Record<string, unknown> = {};
+      if (values.iccid) body.iccid = values.iccid;
+      if (values['matching-id']) body.matchingId = values['matching-id'];
+      if (values.eid) body.eid = values.eid;
+      if (values.function) body.function = values.function;
+      if (values.count) body.count = Number(values.count);
+      if (values.message) body.message = values.message;
+      if (values.fail !== undefined) {
+        const m = values.fail.match(/^([\d.]+)\/([\d.]+)$/);
+        if (!m) {
+          console.error(`fault add: --fail wants SUBJECT/REASON, e.g. 8.2.6/3.8 (got ${values.fail})`);
+          return 2;
+        }
+        Object.assign(body, { mode: 'fail', subjectCode: m[1], reasonCode: m[2] });
+      } else if (values.delay !== undefined) Object.assign(body, { mode: 'delay', delayMs: Number(values.delay) });
+      else body.mode = 'drop';
+      const r = await client.post<{ id?: string; message?: string }>('/admin/faults', body, authHeaders());
+      if (r.status !== 201) {
+        console.error(`fault not added (HTTP ${r.status}): ${r.json?.message ?? r.text}`);
+        return 1;
+      }
+      console.log(JSON.stringify(r.json, null, 2));
+      return 0;
+    }
+    if (positionals[0] === 'list') {
+      const r = await client.get(`/admin/faults${values.all ? '?all=true' : ''}`, authHeaders());
+      console.log(JSON.stringify(r.json ?? r.text, null, 2));
+      return r.status === 200 ? 0 : 1;
+    }
+    if (positionals[0] === 'clear' && positionals[1]) {
+      const r = await client.request('DELETE', `/admin/faults/${encodeURIComponent(positionals[1])}`, undefined, authHeaders());
+      if (r.status !== 204) {
+        console.error(`fault ${positionals[1]} not cleared (HTTP ${r.status})`);
+        return 1;
+      }
+      console.log(`fault ${positionals[1]} cleared`);
+      return 0;
+    }
+    console.error(USAGE);
+    return 2;
+  } finally {
+    client.close();
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
@@ -130,6 +203,27 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'order':
       return orderCommand(rest);
+    case 'fault':
+      return faultCommand(rest);
+    case 'inventory':
+    case 'ac': {
+      const inv = await import('./inventory/cli.js');
+      const client = adminClient(defaultConfig());
+      try {
+        return await (cmd === 'ac' ? inv.acCommand : inv.inventoryCommand)(rest, client, authHeaders());
+      } finally {
+        client.close();
+      }
+    }
+    case 'operator': {
+      const { operatorCommand } = await import('./operators/cli.js');
+      const client = adminClient(defaultConfig());
+      try {
+        return await operatorCommand(rest, client, authHeaders());
+      } finally {
+        client.close();
+      }
+    }
     case 'sim': {
       const { simCommand } = await import('./sim/cli.js');
       return simCommand(rest);
