@@ -26,7 +26,9 @@ export async function cancelSession(deps: Es9Deps, req: CancelSessionRequest): P
     const session = await lockSession(q, tid.hex);
     if (!session) throw new FunctionFailed(SC.transactionUnknown, `unknown or expired transactionId ${tid.hex}`);
     if ('error' in csr) {
-      // The eUICC holds no session for this transactionId: nothing is left to protect on either side.
+      // An unsigned "no such session" from the eUICC may only end a session that holds no eUICC
+      // yet; an authenticated session ends by a signed cancellation, an install result or expiry.
+      check(!session.euicc_certificate, SC.euiccVerificationFailed, 'an authenticated session needs a signed cancellation');
       await endSession(q, tid.hex);
       return;
     }

@@ -5,18 +5,9 @@
 import t from 'tap';
 import { sampleEid } from '../../src/pki/generate.js';
 import { Lpa, LpaError } from '../../src/sim/lpa.js';
-import { VirtualEuicc } from '../../src/sim/euicc.js';
 import { profileHistory } from '../../src/orders/store.js';
-import { startWorld, type World } from '../helpers/world.js';
-import type { CurveName } from '../../src/crypto/curves.js';
-
-let eidCounter = 100;
-export async function newDevice(w: World, curve?: CurveName) {
-  const eid = sampleEid().slice(0, 20) + String(eidCounter++).padStart(10, '0');
-  const { eidWithCheckDigits } = await import('../../src/pki/generate.js');
-  const card = await VirtualEuicc.create({ pkiDir: w.pkiDir, eid: eidWithCheckDigits(eid.slice(0, 30)), ...(curve ? { curves: [curve] } : {}) });
-  return { card, lpa: new Lpa(card, { http: w.http }) };
-}
+import { startWorld } from '../helpers/world.js';
+import { newDevice } from '../helpers/device.js';
 
 for (const curve of ['P-256', 'brainpoolP256r1'] as const) {
   t.test(`download, install and notification on ${curve}`, async (t) => {

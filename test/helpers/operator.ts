@@ -73,12 +73,7 @@ export async function addOperator(q: Queryable, callbackUrl: string | null, icci
   return id;
 }
 
-let eidCounter = 500;
-export async function newDevice(w: World) {
-  const eid = eidWithCheckDigits(sampleEid().slice(0, 20) + String(eidCounter++).padStart(10, '0'));
-  const card = await VirtualEuicc.create({ pkiDir: w.pkiDir, eid });
-  return { card, lpa: new Lpa(card, { http: w.http }) };
-}
+export { newDevice } from './device.js';
 
 export async function until(cond: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
