@@ -440,3 +440,22 @@ export function checkIssued(cert: Certificate, issuer: Certificate, opts: CheckI
 }
 
 const hex = (b: Buffer) => b.toString('hex').toUpperCase();
+
+const parsedCache = new Map<string, Certificate>();
+const PARSED_CACHE_MAX = 20_000;
+
+/**
+ * A certificate parsed once per process, looked up by its exact bytes (parsing and building the
+ * public key object are most of the cost of a chain check). Certificates are immutable values,
+ * so sharing the parsed object is safe; the oldest entries go first past the bound.
+ */
+export function parseCertificateCached(der: Buffer): Certificate {
+  const k = der.toString('base64');
+  let c = parsedCache.get(k);
+  if (!c) {
+    c = Certificate.parse(der);
+    if (parsedCache.size >= PARSED_CACHE_MAX) parsedCache.delete(parsedCache.keys().next().value!);
+    parsedCache.set(k, c);
+  }
+  return c;
+}

@@ -60,6 +60,19 @@ async function openPglite(dataDir: string): Promise<Database> {
   };
 }
 
+/** Named prepared statements: PostgreSQL parses and plans each SQL text once per connection. */
+const statementNames = new Map<string, string>();
+function statement(text: string, values?: unknown[]) {
+  let name = statementNames.get(text);
+  if (!name) {
+    // Generated SQL (multi-row inserts) is not worth a slot: past a bound, statements go unnamed.
+    if (statementNames.size >= 500) return { text, values: values as unknown[] };
+    name = `s${statementNames.size + 1}`;
+    statementNames.set(text, name);
+  }
+  return { name, text, values: values as unknown[] };
+}
+
 async function openPostgres(url: string, poolSize: number): Promise<Database> {
   const pgmod = await import('pg');
   const pool = new pgmod.default.Pool({ connectionString: url, max: poolSize });
@@ -68,7 +81,7 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
   return {
     kind: 'postgres',
     async query<T>(sql: string, params?: unknown[]) {
-      const r = await pool.query(sql, params as unknown[]);
+      const r = await pool.query(statement(sql, params));
       return r.rows as T[];
     },
     async tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
@@ -77,7 +90,7 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
         await client.query('BEGIN');
         const result = await fn({
           async query<R>(sql: string, params?: unknown[]) {
-            const r = await client.query(sql, params as unknown[]);
+            const r = await client.query(statement(sql, params));
             return r.rows as R[];
           },
         });

@@ -3,8 +3,7 @@
  * Verified certificates are cached by their exact bytes (derived data, safe to hold in any
  * instance); validity dates are checked on every use.
  */
-import { createHash } from 'node:crypto';
-import { Certificate, CertificateError, checkIssued, RSP_ROLE } from '../crypto/x509.js';
+import { Certificate, CertificateError, checkIssued, parseCertificateCached, RSP_ROLE } from '../crypto/x509.js';
 import { FunctionFailed, SC, type StatusCode } from '../errors.js';
 import type { ServerPki } from '../pki/load.js';
 
@@ -14,25 +13,13 @@ export interface VerifiedEuicc {
   euicc: Certificate;
 }
 
-class BoundedCache<V> {
-  #m = new Map<string, V>();
-  constructor(private readonly max: number) {}
-  get(k: string) {
-    return this.#m.get(k);
-  }
-  set(k: string, v: V) {
-    if (this.#m.size >= this.max) this.#m.delete(this.#m.keys().next().value!);
-    this.#m.set(k, v);
-  }
-}
 
-const verified = new BoundedCache<Certificate>(20_000);
-const keyOf = (issuer: Certificate, der: Buffer) =>
-  createHash('sha256').update(issuer.raw).update(der).digest('base64');
+/** The issuer each (cached, parsed) certificate was verified against. */
+const verifiedBy = new WeakMap<Certificate, Certificate>();
 
 function parse(der: Buffer, invalid: StatusCode, what: string): Certificate {
   try {
-    return Certificate.parse(der);
+    return parseCertificateCached(der);
   } catch (err) {
     throw new FunctionFailed(invalid, `${what} certificate malformed: ${(err as Error).message}`);
   }
@@ -44,8 +31,7 @@ function checkValidity(cert: Certificate, at: Date, expired: StatusCode, what: s
 
 /** Verify cert is issued by issuer with the given role, otherwise invalid (6.1) or expired (6.3). */
 function verifyIssued(cert: Certificate, issuer: Certificate, role: string, at: Date, invalid: StatusCode, expired: StatusCode, what: string) {
-  const k = keyOf(issuer, cert.raw);
-  if (!verified.get(k)) {
+  if (verifiedBy.get(cert) !== issuer) {
     try {
       checkIssued(cert, issuer, { at, role });
     } catch (err) {
@@ -54,7 +40,7 @@ function verifyIssued(cert: Certificate, issuer: Certificate, role: string, at: 
       }
       throw new FunctionFailed(invalid, `${what} certificate: ${(err as Error).message}`);
     }
-    verified.set(k, cert);
+    verifiedBy.set(cert, issuer);
   }
   checkValidity(cert, at, expired, what);
 }
@@ -98,13 +84,4 @@ export function verifyEuiccChain(
 }
 
 /** The eUICC certificate cached in a session, parsed once per process. */
-const sessionCerts = new BoundedCache<Certificate>(20_000);
-export function sessionEuiccCertificate(der: Buffer): Certificate {
-  const k = der.toString('base64');
-  let c = sessionCerts.get(k);
-  if (!c) {
-    c = Certificate.parse(der);
-    sessionCerts.set(k, c);
-  }
-  return c;
-}
+export const sessionEuiccCertificate = parseCertificateCached;

@@ -43,9 +43,9 @@ export class HttpClient {
           ca: opts.ca,
           servername: opts.servername,
           rejectUnauthorized: opts.verifyTls ?? true,
-          checkServerIdentity: opts.servername
-            ? (_host: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(opts.servername!, cert)
-            : undefined,
+          ...(opts.servername
+            ? { checkServerIdentity: (_host: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(opts.servername!, cert) }
+            : {}),
         })
       : new http.Agent(common);
   }

@@ -14,7 +14,7 @@ import { signRaw, verifyRaw } from '../crypto/ecdsa.js';
 import { ecka, generateOtKeyPair } from '../crypto/ecka.js';
 import { deriveSessionKeys } from '../crypto/kdf.js';
 import { Scp03tError, Scp03tReader } from '../crypto/scp03t.js';
-import { Certificate, checkIssued, RSP_ROLE } from '../crypto/x509.js';
+import { Certificate, checkIssued, parseCertificateCached, RSP_ROLE } from '../crypto/x509.js';
 import { decode, decodeAll, DerError, tlv, type Tlv } from '../der/tlv.js';
 import { encodeOidValue, integer, namedBits, readNamedBits, readUint, utf8 } from '../der/types.js';
 import { issueEuiccCredentials, type EuiccCredentials } from '../pki/load.js';
@@ -483,7 +483,7 @@ export class VirtualEuicc implements Es10Card {
     // CERT.DPauth: parsed, on a supported curve, issued by a CI the card trusts, role dp-auth.
     let dpAuth: Certificate;
     try {
-      dpAuth = Certificate.parse(req.serverCertificate);
+      dpAuth = parseCertificateCached(req.serverCertificate);
     } catch (err) {
       const why = (err as Error).message;
       return fail(/unsupported curve|not an EC key/.test(why) ? AUTHENTICATE_ERROR.unsupportedCurve : AUTHENTICATE_ERROR.invalidCertificate, `CERT.DPauth: ${why}`);
@@ -542,7 +542,7 @@ export class VirtualEuicc implements Es10Card {
     }
     let dpPb: Certificate;
     try {
-      dpPb = Certificate.parse(req.smdpCertificate);
+      dpPb = parseCertificateCached(req.smdpCertificate);
       this.#checkServerCert(dpPb, RSP_ROLE.dpPb);
     } catch (err) {
       return fail(DOWNLOAD_ERROR.invalidCertificate, `CERT.DPpb: ${(err as Error).message}`);
