@@ -6,12 +6,12 @@ import { tlv } from '../der/tlv.js';
 import { check, FunctionFailed, SC } from '../errors.js';
 import { event, type ProfileRow, type ProfileTypeRow } from '../orders/store.js';
 import { enqueueProgress } from '../es2plus/callbacks.js';
-import { decodeAuthenticateServerResponse, type EuiccSigned1 } from '../rsp/authentication.js';
+import { AUTHENTICATE_ERROR, decodeAuthenticateServerResponse, type EuiccSigned1 } from '../rsp/authentication.js';
 import { encodeSmdpSigned2, encodeStoreMetadataRequest } from '../rsp/download.js';
 import { iccidToEf } from '../rsp/identifiers.js';
 import type { Es9Deps } from './context.js';
 import { verifyEuiccChain } from './certificates.js';
-import { b64, decodeField, transactionIdOf } from './input.js';
+import { b64, codeName, decodeField, transactionIdOf } from './input.js';
 import { lockSession, type SessionRow } from './sessions.js';
 
 export interface AuthenticateClientRequest {
@@ -19,10 +19,6 @@ export interface AuthenticateClientRequest {
   authenticateServerResponse: string;
 }
 
-const AUTH_ERRORS: Record<number, string> = {
-  1: 'invalidCertificate', 2: 'invalidSignature', 3: 'unsupportedCurve', 4: 'noSessionContext',
-  5: 'invalidOid', 6: 'euiccChallengeMismatch', 7: 'ciPKUnknown', 127: 'undefinedError',
-};
 
 type OrderRow = ProfileRow & Pick<ProfileTypeRow, 'service_provider_name' | 'profile_name' | 'profile_class'>;
 
@@ -112,7 +108,7 @@ export async function authenticateClient(deps: Es9Deps, req: AuthenticateClientR
   return deps.db.tx(async (q) => {
     const session = checkSessionState(await lockSession(q, tid.hex), 'initiated', tid.hex);
     if ('error' in asr) {
-      throw new FunctionFailed(SC.euiccVerificationFailed, `eUICC refused the server: ${AUTH_ERRORS[asr.error.code] ?? asr.error.code}`);
+      throw new FunctionFailed(SC.euiccVerificationFailed, `eUICC refused the server: ${codeName(AUTHENTICATE_ERROR, asr.error.code)}`);
     }
     const { euiccSigned1, euiccSignature1, euiccSignature1Do } = asr.ok;
     checkSignedTransactionId(euiccSigned1.transactionId, tid.hex);

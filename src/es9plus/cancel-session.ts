@@ -3,11 +3,11 @@ import { verifyRaw } from '../crypto/ecdsa.js';
 import { check, FunctionFailed, SC } from '../errors.js';
 import { event } from '../orders/store.js';
 import { enqueueProgress, SESSION_CANCELLED } from '../es2plus/callbacks.js';
-import { decodeCancelSessionResponse } from '../rsp/cancel.js';
+import { CANCEL_REASON, decodeCancelSessionResponse } from '../rsp/cancel.js';
 import type { Es9Deps } from './context.js';
 import { checkSignedTransactionId } from './authenticate-client.js';
 import { sessionEuiccCertificate } from './certificates.js';
-import { b64, decodeField, transactionIdOf } from './input.js';
+import { b64, codeName, decodeField, transactionIdOf } from './input.js';
 import { endSession, lockSession } from './sessions.js';
 
 export interface CancelSessionRequest {
@@ -15,9 +15,6 @@ export interface CancelSessionRequest {
   cancelSessionResponse: string;
 }
 
-export const CANCEL_REASONS: Record<number, string> = {
-  0: 'endUserRejection', 1: 'postponed', 2: 'timeout', 3: 'pprNotAllowed', 4: 'metadataMismatch', 5: 'loadBppExecutionError', 127: 'undefinedReason',
-};
 
 export async function cancelSession(deps: Es9Deps, req: CancelSessionRequest): Promise<void> {
   const tid = transactionIdOf(req.transactionId);
@@ -42,7 +39,7 @@ export async function cancelSession(deps: Es9Deps, req: CancelSessionRequest): P
     const ownOid = dp.auth.cert.sanRegisteredIds[0];
     check(signed.smdpOid === ownOid, SC.smdpOidMismatch, `smdpOid ${signed.smdpOid} is not ${ownOid}`);
 
-    const reason = CANCEL_REASONS[signed.reason] ?? `reason-${signed.reason}`;
+    const reason = codeName(CANCEL_REASON, signed.reason);
     if (session.iccid) {
       // A cancelled download leaves the order Released so the user can try again.
       await q.query(`UPDATE profiles SET state = 'Released', updated_at = now() WHERE iccid = $1 AND state = 'Downloaded'`, [session.iccid]);

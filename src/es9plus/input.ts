@@ -30,3 +30,8 @@ export function decodeField<T>(field: string, fn: () => T): T {
     throw err;
   }
 }
+
+/** The name of a code in one of the SGP.22 code tables of src/rsp (for messages and events). */
+export function codeName(table: Readonly<Record<string, number>>, code: number): string {
+  return Object.keys(table).find((k) => table[k] === code) ?? String(code);
+}

@@ -43,7 +43,7 @@ export const BPP_COMMAND_ID = {
   loadProfileElements: 5,
 } as const;
 
-/** ErrorReason values of an installation errorResult. */
+/** ErrorReason values of an installation errorResult (SGP.22 §5.7.6, short names). */
 export const INSTALL_ERROR_REASON = {
   incorrectInputValues: 1,
   invalidSignature: 2,
@@ -53,14 +53,14 @@ export const INSTALL_ERROR_REASON = {
   unsupportedProfileClass: 6,
   scp03tStructureError: 7,
   scp03tSecurityError: 8,
-  installFailedDueToIccidAlreadyExistsOnEuicc: 9,
-  installFailedDueToInsufficientMemoryForProfile: 10,
-  installFailedDueToInterruption: 11,
-  installFailedDueToPEProcessingError: 12,
-  installFailedDueToDataMismatch: 13,
-  testProfileInstallFailedDueToInvalidNaaKey: 14,
+  iccidAlreadyExistsOnEuicc: 9,
+  insufficientMemory: 10,
+  interruption: 11,
+  peProcessingError: 12,
+  dataMismatch: 13,
+  testProfileInvalidNaaKey: 14,
   pprNotAllowed: 15,
-  installFailedDueToUnknownError: 127,
+  unknownError: 127,
 } as const;
 
 export interface NotificationMetadata {

@@ -43,37 +43,9 @@ import {
 } from './state.js';
 
 /** bppCommandId values of a PIR errorResult. */
-export const BPP_COMMAND = {
-  initialiseSecureChannel: 0,
-  configureIsdp: 1,
-  storeMetadata: 2,
-  storeMetadata2: 3,
-  replaceSessionKeys: 4,
-  loadProfileElements: 5,
-} as const;
-
-/** errorReason values of a PIR errorResult. */
-export const BPP_ERROR = {
-  incorrectInputValues: 1,
-  invalidSignature: 2,
-  invalidTransactionId: 3,
-  unsupportedCrtValues: 4,
-  unsupportedRemoteOperationType: 5,
-  unsupportedProfileClass: 6,
-  scp03tStructureError: 7,
-  scp03tSecurityError: 8,
-  iccidAlreadyExistsOnEuicc: 9,
-  insufficientMemory: 10,
-  interruption: 11,
-  peProcessingError: 12,
-  dataMismatch: 13,
-  testProfileInvalidNaaKey: 14,
-  pprNotAllowed: 15,
-  unknownError: 127,
-} as const;
-
-/** CancelSessionResponse error codes. */
-export const CANCEL_ERROR = { invalidTransactionId: 5, undefinedError: 127 } as const;
+import { BPP_COMMAND_ID as BPP_COMMAND, INSTALL_ERROR_REASON as BPP_ERROR } from '../rsp/notification.js';
+import { CANCEL_SESSION_ERROR as CANCEL_ERROR } from '../rsp/cancel.js';
+export { BPP_COMMAND, BPP_ERROR, CANCEL_ERROR };
 
 /** ISD-P AIDs: A0000005591010FFFFFFFF89 followed by 00001000, 00001100, … */
 const ISDP_AID_PREFIX = Buffer.from('A0000005591010FFFFFFFF89', 'hex');
@@ -729,7 +701,7 @@ export class VirtualEuicc implements Es10Card {
   #piece(load: BppLoad, piece: Buffer): Buffer {
     const h = readHeader(piece);
     const stepOf: Record<number, number> = {
-      0xa0: BPP_COMMAND.configureIsdp,
+      0xa0: BPP_COMMAND.configureISDP,
       0xa1: BPP_COMMAND.storeMetadata,
       0x88: BPP_COMMAND.storeMetadata,
       0xa2: BPP_COMMAND.replaceSessionKeys,

@@ -27,16 +27,8 @@ export const LPA_HEADERS: Readonly<Record<string, string>> = {
   'user-agent': 'gsma-rsp-lpad',
 };
 
-/** CancelSessionReason (SGP.22 §5.7.14). */
-export const CANCEL_REASON = {
-  endUserRejection: 0,
-  postponed: 1,
-  timeout: 2,
-  pprNotAllowed: 3,
-  metadataMismatch: 4,
-  loadBppExecutionError: 5,
-  undefinedReason: 127,
-} as const;
+export { CANCEL_REASON } from '../rsp/cancel.js';
+import { CANCEL_REASON } from '../rsp/cancel.js';
 
 /** lpac's default TAC (DeviceInfo.tac, 4 bytes). */
 export const DEFAULT_TAC = Buffer.from('35290611', 'hex');
