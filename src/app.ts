@@ -44,5 +44,7 @@ export async function buildApp(deps: AppDeps, opts: FastifyServerOptions = {}): 
   await (await import('./admin/faults.js')).faultAdminRoutes(app, { db: deps.db });
   await (await import('./es2plus/routes.js')).es2plusRoutes(app, { db: deps.db, config: deps.config, log: app.log });
   await (await import('./admin/operators.js')).operatorAdminRoutes(app, { db: deps.db });
+  await (await import('./family/routes.js')).familyRoutes(app, { db: deps.db, config: deps.config });
+  await (await import('./family/usage-routes.js')).familyUsageRoutes(app, { db: deps.db });
   return app;
 }

@@ -26,6 +26,7 @@ const USAGE = `mock-smdp — GSMA SGP.22 SM-DP+ test server and device simulator
   mock-smdp operator list
   mock-smdp sim download 'LPA:1$HOST$MATCHINGID' [--cc CODE] [--state FILE] [--url URL] ...
   mock-smdp sim notifications|profiles|enable|disable|delete ...   (mock-smdp sim --help)
+  mock-smdp family demo | usage | summary | events | clock | advance | rollover ...   (mock-smdp family help)
 
 Environment: PORT, HOST, SMDP_ADDRESS, SMDP_HOSTNAME, CERTS_DIR, DATA_DIR, DATABASE_URL, TLS=0,
 ADMIN_TOKEN, SESSION_TTL_SECONDS, LOG_LEVEL, DB_POOL_SIZE. 'order' talks to the running server's
@@ -220,6 +221,15 @@ async function main(argv: string[]): Promise<number> {
       const client = adminClient(defaultConfig());
       try {
         return await operatorCommand(rest, client, authHeaders());
+      } finally {
+        client.close();
+      }
+    }
+    case 'family': {
+      const { familyCommand } = await import('./family/cli.js');
+      const client = adminClient(defaultConfig());
+      try {
+        return await familyCommand(rest, client, authHeaders());
       } finally {
         client.close();
       }

@@ -8,13 +8,14 @@ import { chunk, MAX_ENCRYPTED_PLAINTEXT, MAX_MAC_ONLY_PLAINTEXT, Scp03tWriter } 
 import { check, FunctionFailed, SC } from '../errors.js';
 import { event, type ProfileRow } from '../orders/store.js';
 import { enqueueProgress } from '../es2plus/callbacks.js';
+import { familyProfileEvent } from '../family/events.js';
 import { buildBoundProfilePackage, encodeInitialiseSecureChannel, smdpSignInput } from '../rsp/bpp.js';
-import { decodePrepareDownloadResponse, type EuiccSigned2 } from '../rsp/download.js';
+import { decodePrepareDownloadResponse, DOWNLOAD_ERROR, type EuiccSigned2 } from '../rsp/download.js';
 import { buildProfile } from '../saip/profile.js';
 import type { Es9Deps } from './context.js';
 import { checkSessionState, checkSignedTransactionId } from './authenticate-client.js';
 import { sessionEuiccCertificate } from './certificates.js';
-import { b64, decodeField, transactionIdOf } from './input.js';
+import { b64, codeName, decodeField, transactionIdOf } from './input.js';
 import { lockSession, type SessionRow } from './sessions.js';
 
 export interface GetBoundProfilePackageRequest {
@@ -22,9 +23,6 @@ export interface GetBoundProfilePackageRequest {
   prepareDownloadResponse: string;
 }
 
-const DOWNLOAD_ERRORS: Record<number, string> = {
-  1: 'invalidCertificate', 2: 'invalidSignature', 3: 'unsupportedCurve', 4: 'noSessionContext', 5: 'invalidTransactionId', 127: 'undefinedError',
-};
 
 /** Verify euiccSignature2 over EUICCSigned2 ‖ smdpSignature2 DO, otherwise 8.1/6.1. */
 export function checkEuiccSignature2(key: KeyObject, signed: EuiccSigned2, signature: Buffer, smdpSignature2Do: Buffer): void {
@@ -83,7 +81,7 @@ export async function getBoundProfilePackage(deps: Es9Deps, req: GetBoundProfile
     checkSessionState(session, 'authenticated', tid.hex);
     const s = session!;
     if ('error' in pdr) {
-      throw new FunctionFailed(SC.downloadErrorReported, `eUICC refused PrepareDownload: ${DOWNLOAD_ERRORS[pdr.error.code] ?? pdr.error.code}`);
+      throw new FunctionFailed(SC.downloadErrorReported, `eUICC refused PrepareDownload: ${codeName(DOWNLOAD_ERROR, pdr.error.code)}`);
     }
     const { euiccSigned2, euiccSignature2 } = pdr.ok;
     checkSignedTransactionId(euiccSigned2.transactionId, tid.hex);
@@ -119,6 +117,7 @@ export async function getBoundProfilePackage(deps: Es9Deps, req: GetBoundProfile
     await q.query(`UPDATE rsp_sessions SET state = 'bound', euicc_otpk = $2 WHERE transaction_id = $1`, [tid.hex, euiccSigned2.euiccOtpk]);
     await event(q, order.iccid, 'downloaded', { transactionId: tid.hex, eid: s.eid });
     await enqueueProgress(q, { iccid: order.iccid, point: 3, status: 'Executed-Success', eid: s.eid });
+    await familyProfileEvent(q, order.iccid, 'downloaded');
     return { response: { transactionId: tid.hex, boundProfilePackage: bpp.toString('base64') } };
   });
   if ('failure' in result) throw result.failure;

@@ -9,6 +9,7 @@ import type { Queryable } from '../db/db.js';
 import { FunctionFailed } from '../errors.js';
 import { event } from '../orders/store.js';
 import { enqueueProgress, INSTALL_FAILED } from '../es2plus/callbacks.js';
+import { familyProfileEvent } from '../family/events.js';
 import { iccidFromEf } from '../rsp/identifiers.js';
 import { decodePendingNotification, type OtherSignedNotification, type ProfileInstallationResult } from '../rsp/notification.js';
 import type { Es9Deps } from './context.js';
@@ -68,6 +69,7 @@ async function handleInstallResult(deps: Es9Deps, raw: Buffer, pir: ProfileInsta
       ? { iccid: session.iccid!, point: 4, status: 'Executed-Success', eid: session.eid, resultData: raw }
       : { iccid: session.iccid!, point: 4, status: 'Failed', statusCode: INSTALL_FAILED, message: `bppCommandId ${detail.bppCommandId} errorReason ${detail.errorReason}`, eid: session.eid, resultData: raw });
     await record(q, raw, { ...base, verified: true, eid: session.eid, iccid: session.iccid, outcome: success ? 'success' : 'error', detail });
+    if (success) await familyProfileEvent(q, session.iccid!, 'installed');
     await endSession(q, tid);
   });
 }
@@ -107,6 +109,7 @@ async function handleOtherNotification(deps: Es9Deps, raw: Buffer, n: OtherSigne
         else {
           await q.query(`UPDATE profiles SET device_state = $2, updated_at = now() WHERE iccid = $1`, [iccid, state]);
           await event(q, iccid, kind === 'delete' ? 'deleted' : `${kind}d`, { eid, seqNumber: meta.seqNumber });
+          await familyProfileEvent(q, iccid, kind === 'delete' ? 'deleted' : kind === 'enable' ? 'enabled' : 'disabled');
         }
       }
     }
