@@ -5,6 +5,7 @@ import { ecka, generateOtKeyPair } from '../crypto/ecka.js';
 import { hashCc } from '../crypto/hashcc.js';
 import { deriveSessionKeys } from '../crypto/kdf.js';
 import { chunk, MAX_ENCRYPTED_PLAINTEXT, MAX_MAC_ONLY_PLAINTEXT, Scp03tWriter } from '../crypto/scp03t.js';
+import type { Queryable } from '../db/db.js';
 import { check, FunctionFailed, SC } from '../errors.js';
 import { event, type ProfileRow } from '../orders/store.js';
 import { enqueueProgress } from '../es2plus/callbacks.js';
@@ -70,6 +71,32 @@ export function bindProfilePackage(opts: {
   });
 }
 
+/**
+ * getBoundProfilePackage again in a session that already has its package, e.g. the LPA retrying
+ * after a network error (notes §5.2: the session is kept until the PIR). The request is verified
+ * like the first one (euiccSignature2 over the new EUICCSigned2, the transactionId inside it); with
+ * the same euiccOtpk the eUICC still holds the one-time key the package was bound to, so it gets the
+ * very same bytes again (a new binding would change the order's history and could be installed
+ * twice). Another euiccOtpk would need a new binding: refused, 8.2/3.7. Nothing is re-recorded as
+ * downloaded and no second point-3 callback goes out; the retry is logged as 'bpp-resent'.
+ */
+async function resendBoundProfilePackage(q: Queryable, s: SessionRow, tid: { hex: string }, pdr: ReturnType<typeof decodePrepareDownloadResponse>) {
+  if ('error' in pdr) {
+    throw new FunctionFailed(SC.downloadErrorReported, `eUICC refused PrepareDownload: ${codeName(DOWNLOAD_ERROR, pdr.error.code)}`);
+  }
+  const { euiccSigned2, euiccSignature2 } = pdr.ok;
+  checkSignedTransactionId(euiccSigned2.transactionId, tid.hex);
+  checkEuiccSignature2(sessionEuiccCertificate(s.euicc_certificate!).publicKey, euiccSigned2, euiccSignature2, s.smdp_signature2!);
+  const bpp = s.bound_profile_package;
+  check(!!bpp && !!s.euicc_otpk && euiccSigned2.euiccOtpk.equals(s.euicc_otpk), SC.rebindingRefused,
+    'a bound profile package was already delivered in this session for another euiccOtpk');
+  const order = (await q.query<ProfileRow>('SELECT * FROM profiles WHERE iccid = $1 FOR UPDATE', [s.iccid]))[0];
+  check(order?.state === 'Downloaded' && order.eid === s.eid, SC.profileNotReleased, 'the order is no longer released');
+  check(!order!.expires_at || order!.expires_at > new Date(), SC.orderExpired);
+  await event(q, order!.iccid, 'bpp-resent', { transactionId: tid.hex, eid: s.eid });
+  return { response: { transactionId: tid.hex, boundProfilePackage: bpp!.toString('base64') } };
+}
+
 export async function getBoundProfilePackage(deps: Es9Deps, req: GetBoundProfilePackageRequest) {
   const tid = transactionIdOf(req.transactionId);
   const pdrBytes = b64(req.prepareDownloadResponse, 'prepareDownloadResponse');
@@ -77,7 +104,7 @@ export async function getBoundProfilePackage(deps: Es9Deps, req: GetBoundProfile
 
   const result = await deps.db.tx(async (q) => {
     const session = await lockSession(q, tid.hex);
-    if (session?.state === 'bound') throw new FunctionFailed(SC.rebindingRefused, 'a bound profile package was already delivered in this session');
+    if (session?.state === 'bound') return resendBoundProfilePackage(q, session, tid, pdr);
     checkSessionState(session, 'authenticated', tid.hex);
     const s = session!;
     if ('error' in pdr) {
@@ -114,7 +141,8 @@ export async function getBoundProfilePackage(deps: Es9Deps, req: GetBoundProfile
       upp: buildProfile({ iccid: order.iccid, imsi: order.imsi, ki: order.ki, opc: order.opc }),
     });
     await q.query(`UPDATE profiles SET state = 'Downloaded', updated_at = now() WHERE iccid = $1`, [order.iccid]);
-    await q.query(`UPDATE rsp_sessions SET state = 'bound', euicc_otpk = $2 WHERE transaction_id = $1`, [tid.hex, euiccSigned2.euiccOtpk]);
+    await q.query(`UPDATE rsp_sessions SET state = 'bound', euicc_otpk = $2, bound_profile_package = $3 WHERE transaction_id = $1`,
+      [tid.hex, euiccSigned2.euiccOtpk, bpp]);
     await event(q, order.iccid, 'downloaded', { transactionId: tid.hex, eid: s.eid });
     await enqueueProgress(q, { iccid: order.iccid, point: 3, status: 'Executed-Success', eid: s.eid });
     await familyProfileEvent(q, order.iccid, 'downloaded');

@@ -19,6 +19,8 @@ export interface SessionRow {
   profile_metadata: Buffer | null;
   cc_required: boolean | null;
   euicc_otpk: Buffer | null;
+  /** The BPP delivered in this session, re-sent to a retry with the same euiccOtpk (migration 008). */
+  bound_profile_package: Buffer | null;
 }
 
 export const tidHex = (tid: Buffer) => tid.toString('hex').toUpperCase();
