@@ -12,12 +12,32 @@ import { loadSchemas } from '../schemas.js';
 import { importInventory, type ImportFormat } from '../inventory/import.js';
 import {
   InventoryError, createProfileType, generateProfiles, inventoryView, listInventory, listOrders, listProfileTypes,
-  type ProfileType,
+  profileTypeTemplate,
 } from '../inventory/store.js';
+import { TemplateError } from '../saip/template.js';
 
 const STATUS = { invalid: 400, conflict: 409, notFound: 404 } as const;
 
+interface ProfileTypeBody {
+  name: string;
+  serviceProviderName?: string;
+  profileName?: string;
+  profileClass?: 0 | 1 | 2;
+  template?: string;
+  replace?: boolean;
+}
+
+/** Standard base64 (RFC 4648 §4, whitespace allowed); null when the text is not. */
+function strictBase64(text: string): Buffer | null {
+  const compact = text.replace(/\s+/g, '');
+  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(compact)) return null;
+  return Buffer.from(compact, 'base64');
+}
+
 function sendError(reply: FastifyReply, err: unknown) {
+  if (err instanceof TemplateError) {
+    return reply.code(400).send({ error: 'invalidTemplate', message: `template refused, nothing stored: ${err.message}`, element: err.element ?? null, offset: err.offset ?? null });
+  }
   if (err instanceof InventoryError) {
     return reply.code(STATUS[err.code]).send({ error: err.code, message: err.message, ...(err.details.length ? { details: err.details } : {}) });
   }
@@ -29,12 +49,14 @@ export async function inventoryAdminRoutes(app: FastifyInstance, deps: AdminDeps
   const schemas = loadSchemas('admin');
   const tags = ['admin: inventory'];
 
-  app.post<{ Body: ProfileType & { replace?: boolean } }>('/admin/profile-types', {
-    schema: { tags, summary: 'Create (or with replace, update) a profile type', body: schemas.get('profileType.request') },
+  app.post<{ Body: ProfileTypeBody }>('/admin/profile-types', {
+    schema: { tags, summary: 'Create (or with replace, update) a profile type, optionally with a profile template', body: schemas.get('profileType.request') },
   }, async (req, reply) => {
-    const { replace, ...t } = req.body;
+    const { replace, template, ...t } = req.body;
     try {
-      const created = await createProfileType(deps.db, { ...t, profileClass: t.profileClass ?? 2 }, { replace });
+      const der = template === undefined ? undefined : strictBase64(template);
+      if (der === null) return reply.code(400).send({ error: 'invalid', message: 'template must be the profile package (SAIP DER) in base64' });
+      const created = await createProfileType(deps.db, { ...t, template: der }, { replace });
       return reply.code(201).send(created);
     } catch (err) {
       return sendError(reply, err);
@@ -44,6 +66,15 @@ export async function inventoryAdminRoutes(app: FastifyInstance, deps: AdminDeps
   app.get('/admin/profile-types', {
     schema: { tags, summary: 'Profile types, with how many profiles of each are in each state' },
   }, async () => ({ profileTypes: await listProfileTypes(deps.db) }));
+
+  app.get<{ Params: { name: string } }>('/admin/profile-types/:name/template', {
+    schema: { tags, summary: "A profile type's template as it was imported (application/octet-stream)" },
+  }, async (req, reply) => {
+    const der = await profileTypeTemplate(deps.db, req.params.name);
+    if (der === undefined) return reply.code(404).send({ error: 'notFound', message: `no profile type ${req.params.name}` });
+    if (der === null) return reply.code(404).send({ error: 'notFound', message: `profile type ${req.params.name} has no template` });
+    return reply.type('application/octet-stream').send(der);
+  });
 
   app.post<{ Body: { type: string; operator?: string; format: ImportFormat; data: unknown; luhn?: boolean } }>('/admin/inventory/import', {
     schema: { tags, summary: 'Import profiles from CSV or JSON (all or nothing)', body: schemas.get('inventoryImport.request') },

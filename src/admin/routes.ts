@@ -10,6 +10,8 @@ import type { Database } from '../db/db.js';
 import { createReleasedOrder, getProfile, OrderError, profileHistory, publicProfile } from '../orders/store.js';
 import { buildActivationCode } from '../rsp/activation-code.js';
 import { IdentifierError } from '../rsp/identifiers.js';
+import { profileTypeTemplate } from '../inventory/store.js';
+import { orderProfilePackage, securityDomainKeys } from '../saip/template.js';
 
 export interface AdminDeps {
   db: Database;
@@ -110,6 +112,34 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminDeps) {
       ...publicProfile(p),
       history: history.map((h) => ({ at: h.at.toISOString(), event: h.event, detail: h.detail })),
       notifications: notifications.map((n) => ({ at: n.received_at.toISOString(), kind: n.kind, verified: n.verified, outcome: n.outcome, seqNumber: n.seq_number })),
+    };
+  });
+
+  // The secrets of one profile, for the operator that loads them into its network and its OTA platform:
+  // Ki/OPc and the MNO-SD keys, read from the profile package the order produces (docs/profiles.md).
+  app.get<{ Params: { iccid: string } }>('/admin/profiles/:iccid/keys', async (req, reply) => {
+    let p;
+    try {
+      p = await getProfile(deps.db, req.params.iccid);
+    } catch (err) {
+      if (err instanceof IdentifierError) return reply.code(400).send({ error: 'invalid', message: err.message });
+      throw err;
+    }
+    if (!p) return reply.code(404).send({ error: 'notFound', message: `no profile ${req.params.iccid}` });
+    const template = (await profileTypeTemplate(deps.db, p.profile_type)) ?? null;
+    const upp = orderProfilePackage({ iccid: p.iccid, imsi: p.imsi, ki: p.ki, opc: p.opc, scp03Keys: p.scp03_keys }, template);
+    const hex = (b: Buffer) => b.toString('hex').toUpperCase();
+    const byte = (n: number) => n.toString(16).padStart(2, '0').toUpperCase();
+    return {
+      iccid: p.iccid,
+      imsi: p.imsi,
+      ki: hex(p.ki),
+      opc: hex(p.opc),
+      source: template ? 'template' : 'generated',
+      securityDomains: securityDomainKeys(upp).map((sd) => ({
+        instanceAid: hex(sd.instanceAid),
+        keys: sd.keys.map((k) => ({ usage: byte(k.usage), id: byte(k.id), kvn: byte(k.kvn), type: k.type === 0x88 ? 'aes' : k.type === 0x80 ? 'des' : byte(k.type), key: hex(k.key) })),
+      })),
     };
   });
 

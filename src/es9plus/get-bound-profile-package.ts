@@ -7,12 +7,12 @@ import { deriveSessionKeys } from '../crypto/kdf.js';
 import { chunk, MAX_ENCRYPTED_PLAINTEXT, MAX_MAC_ONLY_PLAINTEXT, Scp03tWriter } from '../crypto/scp03t.js';
 import type { Queryable } from '../db/db.js';
 import { check, FunctionFailed, SC } from '../errors.js';
-import { event, type ProfileRow } from '../orders/store.js';
+import { event, type ProfileRow, type ProfileTypeRow } from '../orders/store.js';
 import { enqueueProgress } from '../es2plus/callbacks.js';
 import { familyProfileEvent } from '../family/events.js';
 import { buildBoundProfilePackage, encodeInitialiseSecureChannel, smdpSignInput } from '../rsp/bpp.js';
 import { decodePrepareDownloadResponse, DOWNLOAD_ERROR, type EuiccSigned2 } from '../rsp/download.js';
-import { buildProfile } from '../saip/profile.js';
+import { orderProfilePackage } from '../saip/template.js';
 import type { Es9Deps } from './context.js';
 import { checkSessionState, checkSignedTransactionId } from './authenticate-client.js';
 import { sessionEuiccCertificate } from './certificates.js';
@@ -114,7 +114,10 @@ export async function getBoundProfilePackage(deps: Es9Deps, req: GetBoundProfile
     checkSignedTransactionId(euiccSigned2.transactionId, tid.hex);
     checkEuiccSignature2(sessionEuiccCertificate(s.euicc_certificate!).publicKey, euiccSigned2, euiccSignature2, s.smdp_signature2!);
 
-    const order = (await q.query<ProfileRow>('SELECT * FROM profiles WHERE iccid = $1 FOR UPDATE', [s.iccid]))[0];
+    const order = (await q.query<ProfileRow & Pick<ProfileTypeRow, 'template'>>(
+      'SELECT p.*, t.template FROM profiles p JOIN profile_types t ON t.name = p.profile_type WHERE p.iccid = $1 FOR UPDATE OF p',
+      [s.iccid],
+    ))[0];
     check(order && (order.state === 'Released' || order.state === 'Downloaded'), SC.profileNotReleased, 'the order is no longer released');
     check(!order.expires_at || order.expires_at > new Date(), SC.orderExpired);
 
@@ -138,7 +141,7 @@ export async function getBoundProfilePackage(deps: Es9Deps, req: GetBoundProfile
       pbKey: dp.pb.key,
       curve: dp.curve,
       metadata: s.profile_metadata!,
-      upp: buildProfile({ iccid: order.iccid, imsi: order.imsi, ki: order.ki, opc: order.opc }),
+      upp: orderProfilePackage({ iccid: order.iccid, imsi: order.imsi, ki: order.ki, opc: order.opc, scp03Keys: order.scp03_keys }, order.template),
     });
     await q.query(`UPDATE profiles SET state = 'Downloaded', updated_at = now() WHERE iccid = $1`, [order.iccid]);
     await q.query(`UPDATE rsp_sessions SET state = 'bound', euicc_otpk = $2, bound_profile_package = $3 WHERE transaction_id = $1`,

@@ -24,6 +24,8 @@ export interface HttpClientOptions {
 export interface HttpResponse<T = unknown> {
   status: number;
   headers: http.IncomingHttpHeaders;
+  /** The response body as received. */
+  body: Buffer;
   text: string;
   json?: T;
 }
@@ -70,7 +72,8 @@ export class HttpClient {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
+            const raw = Buffer.concat(chunks);
+            const text = raw.toString('utf8');
             let json: T | undefined;
             if (text && /json/.test(String(res.headers['content-type']))) {
               try {
@@ -79,7 +82,7 @@ export class HttpClient {
                 json = undefined;
               }
             }
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: raw, text, json });
           });
           res.on('error', reject);
         },

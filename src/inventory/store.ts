@@ -3,9 +3,10 @@
  * ICCID, IMSI, Ki and OPc, optionally owned by an operator. Imports and generated batches are
  * all-or-nothing: every row is checked first, then everything is inserted in one transaction.
  */
-import { randomBytes, randomInt } from 'node:crypto';
+import { createHash, randomBytes, randomInt } from 'node:crypto';
 import type { Database, Queryable } from '../db/db.js';
 import { withLuhn } from '../rsp/identifiers.js';
+import { readTemplate, type ProfileTemplate } from '../saip/template.js';
 import { publicProfile, type ProfileRow, type ProfileState, type ProfileTypeRow } from '../orders/store.js';
 
 export const PROFILE_STATES: readonly ProfileState[] = [
@@ -32,31 +33,80 @@ export interface ProfileType {
   profileName: string;
   /** 0 test, 1 provisioning, 2 operational (SGP.22 ProfileClass). */
   profileClass: 0 | 1 | 2;
+  /** What the type's template is, when it has one (its bytes: GET /admin/profile-types/:name/template). */
+  template: TemplateSummary | null;
+}
+
+export interface TemplateSummary {
+  bytes: number;
+  sha256: string;
+  saipVersion: string;
+  profileElements: number;
+  profileType: string | null;
+  /** The template's own ICCID and IMSI, replaced in every order. */
+  iccid: string;
+  imsi: string;
+  algorithm: 'milenage' | 'tuak' | 'usim-test-algorithm' | string;
+}
+
+/** What POST /admin/profile-types takes: metadata fields may be left out when a template gives them. */
+export interface NewProfileType {
+  name: string;
+  serviceProviderName?: string;
+  profileName?: string;
+  profileClass?: 0 | 1 | 2;
+  /** An Unprotected Profile Package (SAIP DER), checked completely before anything is stored. */
+  template?: Buffer;
 }
 
 export const TYPE_NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
+
+const ALGORITHM_NAME: Record<number, string> = { 1: 'milenage', 2: 'tuak', 3: 'usim-test-algorithm' };
+
+export function templateSummary(t: ProfileTemplate): TemplateSummary {
+  return {
+    bytes: t.der.length,
+    sha256: createHash('sha256').update(t.der).digest('hex'),
+    saipVersion: `${t.majorVersion}.${t.minorVersion}`,
+    profileElements: t.elements.length,
+    profileType: t.profileType ?? null,
+    iccid: t.iccid,
+    imsi: t.imsi,
+    algorithm: ALGORITHM_NAME[t.algorithmId] ?? `algorithm ${t.algorithmId}`,
+  };
+}
 
 const typeView = (r: ProfileTypeRow): ProfileType => ({
   name: r.name,
   serviceProviderName: r.service_provider_name,
   profileName: r.profile_name,
   profileClass: r.profile_class as 0 | 1 | 2,
+  template: r.template ? templateSummary(readTemplate(r.template)) : null,
 });
 
-/** Creates a profile type; with `replace` an existing one of that name is updated instead of refused. */
-export async function createProfileType(q: Queryable, t: ProfileType, opts: { replace?: boolean } = {}): Promise<ProfileType> {
+/**
+ * Creates a profile type; with `replace` an existing one of that name is updated instead of refused.
+ * With a template, the metadata the request leaves out comes from the template (docs/profiles.md).
+ */
+export async function createProfileType(q: Queryable, t: NewProfileType, opts: { replace?: boolean } = {}): Promise<ProfileType> {
   if (!TYPE_NAME_RE.test(t.name)) throw new InventoryError('invalid', `profile type name must be 1-64 of A-Z a-z 0-9 . _ -: ${t.name}`);
-  if (![0, 1, 2].includes(t.profileClass)) throw new InventoryError('invalid', `profileClass must be 0, 1 or 2: ${t.profileClass}`);
-  for (const [k, v] of [['serviceProviderName', t.serviceProviderName], ['profileName', t.profileName]] as const) {
+  const template = t.template ? readTemplate(t.template) : undefined;
+  const serviceProviderName = t.serviceProviderName ?? template?.metadata.serviceProviderName;
+  const profileName = t.profileName ?? template?.metadata.profileName;
+  const profileClass = t.profileClass ?? template?.metadata.profileClass ?? 2;
+  if (![0, 1, 2].includes(profileClass)) throw new InventoryError('invalid', `profileClass must be 0, 1 or 2: ${profileClass}`);
+  for (const [k, v] of [['serviceProviderName', serviceProviderName], ['profileName', profileName]] as const) {
     // StoreMetadataRequest carries them as UTF8String (SIZE(0..32)) and (SIZE(0..64)).
     const max = k === 'serviceProviderName' ? 32 : 64;
+    if (v === undefined) throw new InventoryError('invalid', `${k} is required for a profile type without a template`);
     if (typeof v !== 'string' || Buffer.byteLength(v) > max) throw new InventoryError('invalid', `${k} must be a string of at most ${max} UTF-8 bytes`);
   }
   const rows = await q.query<ProfileTypeRow>(
-    `INSERT INTO profile_types (name, service_provider_name, profile_name, profile_class) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (name) DO ${opts.replace ? 'UPDATE SET service_provider_name = EXCLUDED.service_provider_name, profile_name = EXCLUDED.profile_name, profile_class = EXCLUDED.profile_class' : 'NOTHING'}
+    `INSERT INTO profile_types (name, service_provider_name, profile_name, profile_class, template) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (name) DO ${opts.replace ? `UPDATE SET service_provider_name = EXCLUDED.service_provider_name, profile_name = EXCLUDED.profile_name,
+       profile_class = EXCLUDED.profile_class, template = EXCLUDED.template` : 'NOTHING'}
      RETURNING *`,
-    [t.name, t.serviceProviderName, t.profileName, t.profileClass],
+    [t.name, serviceProviderName, profileName, profileClass, template?.der ?? null],
   );
   if (!rows[0]) throw new InventoryError('conflict', `profile type ${t.name} already exists`);
   return typeView(rows[0]);
@@ -65,6 +115,12 @@ export async function createProfileType(q: Queryable, t: ProfileType, opts: { re
 export async function getProfileType(q: Queryable, name: string): Promise<ProfileType | undefined> {
   const rows = await q.query<ProfileTypeRow>('SELECT * FROM profile_types WHERE name = $1', [name]);
   return rows[0] && typeView(rows[0]);
+}
+
+/** The template bytes of a profile type: undefined when there is no such type, null when it has none. */
+export async function profileTypeTemplate(q: Queryable, name: string): Promise<Buffer | null | undefined> {
+  const rows = await q.query<{ template: Buffer | null }>('SELECT template FROM profile_types WHERE name = $1', [name]);
+  return rows[0] ? rows[0].template : undefined;
 }
 
 /** All profile types with how many profiles of each are in each state. */
@@ -136,11 +192,11 @@ export async function insertRows(q: Queryable, rows: CheckedRow[], operator: str
     const part = rows.slice(i, i + CHUNK);
     const params: unknown[] = [operator ?? null];
     const values = part.map((r) => {
-      params.push(r.iccid, r.type, r.imsi, r.ki, r.opc);
-      const b = params.length - 5;
-      return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, 'Available', $1)`;
+      params.push(r.iccid, r.type, r.imsi, r.ki, r.opc, randomBytes(48));
+      const b = params.length - 6;
+      return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6}, 'Available', $1)`;
     });
-    await q.query(`INSERT INTO profiles (iccid, profile_type, imsi, ki, opc, state, operator_id) VALUES ${values.join(', ')}`, params);
+    await q.query(`INSERT INTO profiles (iccid, profile_type, imsi, ki, opc, scp03_keys, state, operator_id) VALUES ${values.join(', ')}`, params);
     await q.query(
       `INSERT INTO profile_events (iccid, event, detail)
        SELECT i, 'created', jsonb_build_object('source', $2::text, 'profileType', t, 'operator', $3::text)

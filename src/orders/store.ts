@@ -25,6 +25,8 @@ export interface ProfileRow {
   max_download_attempts: number;
   expires_at: Date | null;
   device_state: 'Enabled' | 'Disabled' | 'Deleted' | null;
+  /** SCP03 ENC ‖ MAC ‖ DEK of the generated profile's MNO security domain (migration 007). */
+  scp03_keys: Buffer | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -34,6 +36,8 @@ export interface ProfileTypeRow {
   service_provider_name: string;
   profile_name: string;
   profile_class: number;
+  /** The Unprotected Profile Package orders of this type are personalised from (src/saip/template.ts). */
+  template: Buffer | null;
 }
 
 export class OrderError extends Error {
@@ -76,10 +80,10 @@ export interface NewProfile {
 export async function insertProfile(q: Queryable, p: NewProfile): Promise<ProfileRow> {
   const iccid = p.iccid ? normaliseIccid(p.iccid) : generateIccid();
   const rows = await q.query<ProfileRow>(
-    `INSERT INTO profiles (iccid, profile_type, imsi, ki, opc, state)
-     VALUES ($1, $2, $3, $4, $5, 'Available')
+    `INSERT INTO profiles (iccid, profile_type, imsi, ki, opc, scp03_keys, state)
+     VALUES ($1, $2, $3, $4, $5, $6, 'Available')
      ON CONFLICT (iccid) DO NOTHING RETURNING *`,
-    [iccid, p.profileType ?? 'default', p.imsi ?? generateImsi(), p.ki ?? randomBytes(16), p.opc ?? randomBytes(16)],
+    [iccid, p.profileType ?? 'default', p.imsi ?? generateImsi(), p.ki ?? randomBytes(16), p.opc ?? randomBytes(16), randomBytes(48)],
   );
   if (!rows[0]) throw new OrderError('conflict', `ICCID ${iccid} already exists`);
   await event(q, iccid, 'created', { profileType: p.profileType ?? 'default' });

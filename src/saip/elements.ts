@@ -320,11 +320,14 @@ export interface SecurityDomainSpec {
   scp03?: { kvn: number; enc: Buffer; mac: Buffer; dek: Buffer };
 }
 
-/** Key usage qualifiers (GP CS §11.1.9) of the SCP03 ENC, MAC and DEK keys, with key identifiers 1..3. */
+/**
+ * Key usage qualifiers of the SCP03 ENC, MAC and DEK keys (key identifiers 1..3), as the GSMA TS.48 test
+ * profiles give them: 18 C-ENC/R-ENC, 14 C-MAC/R-MAC, 48 C-DEK/R-DEK.
+ */
 const SCP03_KEYS = [
-  { id: 1, usage: 0x38, name: 'enc' },
-  { id: 2, usage: 0x34, name: 'mac' },
-  { id: 3, usage: 0xc8, name: 'dek' },
+  { id: 1, usage: 0x18, name: 'enc' },
+  { id: 2, usage: 0x14, name: 'mac' },
+  { id: 3, usage: 0x48, name: 'dek' },
 ] as const;
 
 /**
@@ -363,6 +366,32 @@ export function securityDomainPe(identification: number, sd: SecurityDomainSpec)
     ),
     keyList,
   );
+}
+
+export interface SecurityDomainKey {
+  /** Key usage qualifier, key identifier and key version number (one byte each). */
+  usage: number;
+  id: number;
+  kvn: number;
+  /** Key type of the first component: 88 AES, 80 DES. */
+  type: number;
+  key: Buffer;
+}
+
+/** The keyList of a securityDomain PE (empty when it has none). */
+export function readSecurityDomainKeys(pe: Tlv): SecurityDomainKey[] {
+  const list = pe.find(0xa2);
+  if (!list) return [];
+  return list.children().map((k) => {
+    const component = k.get(0x30).get(0x30);
+    return {
+      usage: k.get(0x95).value[0]!,
+      id: k.get(0x82).value[0]!,
+      kvn: k.get(0x83).value[0]!,
+      type: component.get(0x80).value[0]!,
+      key: component.get(0x86).value,
+    };
+  });
 }
 
 /** PE-End { end-header }. */

@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { addressHost, defaultConfig } from '../config.js';
@@ -26,6 +26,7 @@ export const SIM_USAGE = `mock-smdp sim — a software device: LPA (lpac's behav
                          [--imei 15DIGITS|16HEX] [--no-pir]
   mock-smdp sim notifications [--process [--seq N]... [--keep]] [--url URL]
   mock-smdp sim profiles
+  mock-smdp sim package ICCID [--out FILE]   (the installed profile package, DER; hex on stdout without --out)
   mock-smdp sim enable|disable|delete ICCID
   mock-smdp sim eid
   mock-smdp sim apdu-stdio [-- COMMAND ARGS...]
@@ -58,6 +59,7 @@ const OPTIONS = {
   ca: { type: 'string', multiple: true },
   imei: { type: 'string' },
   'no-pir': { type: 'boolean' },
+  out: { type: 'string' },
   process: { type: 'boolean' },
   seq: { type: 'string', multiple: true },
   keep: { type: 'boolean' },
@@ -255,7 +257,7 @@ export async function simCommand(argv: string[]): Promise<number> {
   }
   const json = !!values.json;
   const log = (s: string) => console.error(s);
-  const known = ['download', 'notifications', 'profiles', 'enable', 'disable', 'delete', 'eid', 'apdu-stdio'];
+  const known = ['download', 'notifications', 'profiles', 'package', 'enable', 'disable', 'delete', 'eid', 'apdu-stdio'];
   if (!known.includes(cmd)) {
     console.error(`unknown sim command ${cmd}\n\n${SIM_USAGE}`);
     return 2;
@@ -320,6 +322,18 @@ export async function simCommand(argv: string[]): Promise<number> {
         if (json) console.log(JSON.stringify(list, null, 2));
         else if (!list.length) console.log(`no profiles on EID ${card.eid}`);
         else for (const p of list) console.log(`${p.iccid}  ${p.state.padEnd(8)}  ${p.profileName ?? ''}${p.serviceProviderName ? ` (${p.serviceProviderName})` : ''}${p.nickname ? ` "${p.nickname}"` : ''}${p.profileClass ? ` [${p.profileClass}]` : ''}`);
+        return 0;
+      }
+      case 'package': {
+        const iccid = args[0];
+        if (!iccid) throw new UsageError('sim package needs an ICCID');
+        const digits = iccid.toUpperCase().replace(/F$/, '');
+        const p = card.profiles.find((x) => x.iccid === digits);
+        if (!p) throw new UsageError(`no profile ${iccid} on EID ${card.eid}`);
+        if (!p.package) throw new UsageError(`profile ${iccid} was installed before the card kept profile packages`);
+        const der = Buffer.from(p.package, 'base64');
+        if (values.out) writeFileSync(values.out, der);
+        else console.log(der.toString('hex').toUpperCase());
         return 0;
       }
       case 'enable':

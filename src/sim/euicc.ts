@@ -862,6 +862,7 @@ export class VirtualEuicc implements Es10Card {
       ki: hexU(profile.ki),
       opc: hexU(profile.opc),
       elements: profile.elements.map((e) => e.type),
+      package: upp.toString('base64'),
       installedAt: new Date().toISOString(),
       ...(md.iconType !== undefined ? { iconType: md.iconType } : {}),
       ...(md.icon ? { icon: md.icon.toString('base64') } : {}),

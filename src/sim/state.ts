@@ -57,6 +57,8 @@ export interface ProfileRecord {
   profileType?: string;
   /** Profile element types of the UPP, in order. */
   elements?: string[];
+  /** The Unprotected Profile Package as decrypted from the BPP, base64 (`mock-smdp sim package ICCID`). */
+  package?: string;
   smdpOid?: string;
   smdpAddress?: string;
   /** SKI (upper hex) of the CI whose eUICC credentials signed the install; other notifications use them too. */

@@ -11,7 +11,7 @@ t.test('admin inventory API: types, import, generate, listing, orders and histor
 
   let r = await api('POST', '/admin/profile-types', { name: 'lab', serviceProviderName: 'Lab Op', profileName: 'Lab profile', profileClass: 0 });
   t.equal(r.statusCode, 201);
-  t.same(r.json(), { name: 'lab', serviceProviderName: 'Lab Op', profileName: 'Lab profile', profileClass: 0 });
+  t.same(r.json(), { name: 'lab', serviceProviderName: 'Lab Op', profileName: 'Lab profile', profileClass: 0, template: null });
   t.equal((await api('POST', '/admin/profile-types', { name: 'lab', serviceProviderName: 'x', profileName: 'y' })).statusCode, 409);
   t.equal((await api('POST', '/admin/profile-types', { name: 'lab', serviceProviderName: 'x', profileName: 'y', replace: true })).statusCode, 201);
   t.equal((await api('POST', '/admin/profile-types', { name: 'no spaces', serviceProviderName: 'x', profileName: 'y' })).statusCode, 400);

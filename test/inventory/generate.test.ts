@@ -55,11 +55,12 @@ t.test('a nearly full number space still yields unique ICCIDs, or is refused', a
 t.test('profile types: create, conflict, replace, list with counts', async (t) => {
   const db = await freshDb();
   const pt = { name: 'iot-1', serviceProviderName: 'IoT Co', profileName: 'IoT profile', profileClass: 2 as const };
-  t.same(await createProfileType(db, pt), pt);
+  t.same(await createProfileType(db, pt), { ...pt, template: null });
   await t.rejects(createProfileType(db, pt), { code: 'conflict' });
   await t.rejects(createProfileType(db, { ...pt, name: 'bad name!' }), { code: 'invalid' });
   await t.rejects(createProfileType(db, { ...pt, name: 'x', serviceProviderName: 'S'.repeat(33) }), { code: 'invalid' });
-  t.same(await createProfileType(db, { ...pt, profileName: 'renamed', profileClass: 0 }, { replace: true }), { ...pt, profileName: 'renamed', profileClass: 0 });
+  await t.rejects(createProfileType(db, { name: 'x', profileName: 'no service provider name, no template' }), { code: 'invalid' });
+  t.same(await createProfileType(db, { ...pt, profileName: 'renamed', profileClass: 0 }, { replace: true }), { ...pt, profileName: 'renamed', profileClass: 0, template: null });
   t.equal((await getProfileType(db, 'iot-1'))!.profileName, 'renamed');
   await generateProfiles(db, { type: 'iot-1', count: 3 });
   const types = await listProfileTypes(db);
