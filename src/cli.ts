@@ -29,8 +29,9 @@ const USAGE = `mock-smdp — GSMA SGP.22 SM-DP+ test server and device simulator
   mock-smdp family demo | usage | summary | events | clock | advance | rollover ...   (mock-smdp family help)
 
 Environment: PORT, HOST, SMDP_ADDRESS, SMDP_HOSTNAME, CERTS_DIR, DATA_DIR, DATABASE_URL, TLS=0,
-ADMIN_TOKEN, SESSION_TTL_SECONDS, LOG_LEVEL, DB_POOL_SIZE. 'order' talks to the running server's
-admin API (MOCK_SMDP_URL, default the local server).`;
+TLS_PROFILE=sgp22|compat (sgp22, the default: TLS 1.2 with SGP.22's cipher suites only; compat:
+Node's defaults, TLS 1.3 too), ADMIN_TOKEN, SESSION_TTL_SECONDS, LOG_LEVEL, DB_POOL_SIZE. 'order'
+talks to the running server's admin API (MOCK_SMDP_URL, default the local server).`;
 
 function serverConfig(values: Record<string, string | boolean | undefined>): Config {
   const c = defaultConfig();

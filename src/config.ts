@@ -1,4 +1,10 @@
 /** Server configuration: embedded defaults, overridden by environment variables, then by CLI flags. */
+import { TLS_PROFILES, type TlsProfile } from './tls-profile.js';
+
+/** A bad setting; its message is one line naming the variable (the CLI prints just that). */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
 
 export interface Config {
   /** Interface to listen on. */
@@ -6,6 +12,8 @@ export interface Config {
   port: number;
   /** Serve ES9+ over HTTPS with the DP TLS certificate (false: plain HTTP, behind a TLS proxy). */
   tls: boolean;
+  /** TLS settings of the HTTPS listener: 'sgp22' (SGP.22's TLS 1.2 profile) or 'compat' (Node's defaults). */
+  tlsProfile: TlsProfile;
   /** The SM-DP+ address (host[:port]) that activation codes carry and smdpAddress must match. */
   smdpAddress: string;
   /** PKI folder in the SGP.26 layout (generated on first start when empty). */
@@ -22,28 +30,36 @@ export interface Config {
 }
 
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const port = intEnv(env.PORT, 8443);
+  const port = intEnv(env, 'PORT', 8443);
   const host = env.SMDP_HOSTNAME ?? 'localhost';
   return {
     listenHost: env.HOST ?? '0.0.0.0',
     port,
     tls: env.TLS !== '0' && env.TLS !== 'false',
+    tlsProfile: tlsProfileEnv(env.TLS_PROFILE),
     smdpAddress: env.SMDP_ADDRESS ?? (port === 443 ? host : `${host}:${port}`),
     certsDir: env.CERTS_DIR ?? 'certs',
     dataDir: env.DATA_DIR ?? 'data',
     databaseUrl: env.DATABASE_URL || undefined,
-    dbPoolSize: intEnv(env.DB_POOL_SIZE, 10),
-    sessionTtlSeconds: intEnv(env.SESSION_TTL_SECONDS, 600),
+    dbPoolSize: intEnv(env, 'DB_POOL_SIZE', 10),
+    sessionTtlSeconds: intEnv(env, 'SESSION_TTL_SECONDS', 600),
     adminToken: env.ADMIN_TOKEN || undefined,
     logLevel: env.LOG_LEVEL ?? 'info',
   };
 }
 
-function intEnv(v: string | undefined, dflt: number): number {
+function intEnv(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
+  const v = env[name];
   if (v === undefined || v === '') return dflt;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`not a non-negative integer: ${v}`);
+  if (!Number.isInteger(n) || n < 0) throw new ConfigError(`${name} must be a non-negative integer (got ${JSON.stringify(v)})`);
   return n;
+}
+
+function tlsProfileEnv(v: string | undefined): TlsProfile {
+  if (v === undefined || v === '') return 'sgp22';
+  if ((TLS_PROFILES as readonly string[]).includes(v)) return v as TlsProfile;
+  throw new ConfigError(`TLS_PROFILE must be one of ${TLS_PROFILES.join(', ')} (got ${JSON.stringify(v)})`);
 }
 
 /** Host part of an SM-DP+ address (`host[:port]`). */

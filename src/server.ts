@@ -8,6 +8,7 @@ import { migrate } from './db/migrate.js';
 import { generatePki } from './pki/generate.js';
 import { loadServerPki } from './pki/load.js';
 import { startOutboxWorker } from './outbox/worker.js';
+import { httpsServerOptions } from './tls-profile.js';
 import { join } from 'node:path';
 
 export interface RunningServer {
@@ -38,7 +39,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   if (config.tls && !pki.tls) throw new Error(`no DP TLS certificate in ${config.certsDir}: add one or set TLS=0`);
   const app = await buildApp(
     { config, db, pki },
-    config.tls ? { https: { key: pki.tls!.keyPem, cert: pki.tls!.chainPem } } as object : {},
+    config.tls ? { https: httpsServerOptions(config.tlsProfile, pki.tls!) } as object : {},
   );
   const address = await app.listen({ host: config.listenHost, port: config.port });
   // Operator callbacks (ES2+ handleDownloadProgressInfo) from the outbox, in the background.
@@ -50,6 +51,6 @@ export async function startServer(config: Config): Promise<RunningServer> {
       await outbox.stop();
       await db.close();
     })());
-  app.log.info({ smdpAddress: config.smdpAddress, database: db.kind, tls: config.tls }, `SM-DP+ listening on ${address}`);
+  app.log.info({ smdpAddress: config.smdpAddress, database: db.kind, tls: config.tls, ...(config.tls ? { tlsProfile: config.tlsProfile } : {}) }, `SM-DP+ listening on ${address}`);
   return { app, db, url: address, close };
 }

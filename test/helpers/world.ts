@@ -9,11 +9,13 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { defaultConfig, type Config } from '../../src/config.js';
+import type { CurveName } from '../../src/crypto/curves.js';
 import type { Database } from '../../src/db/db.js';
 import { HttpClient } from '../../src/http/client.js';
 import { createReleasedOrder, getProfile, type NewOrder } from '../../src/orders/store.js';
 import { generatePki } from '../../src/pki/generate.js';
 import { loadServerPki, type ServerPki } from '../../src/pki/load.js';
+import { httpsServerOptions } from '../../src/tls-profile.js';
 import { openTestDb } from './db.js';
 
 interface TestLike {
@@ -45,9 +47,12 @@ export interface World {
   profile(iccid: string): ReturnType<typeof getProfile>;
 }
 
-export async function startWorld(t: TestLike, opts: { pkiDir?: string; smdpAddress?: string; tls?: boolean; config?: Partial<Config> } = {}): Promise<World> {
+export async function startWorld(
+  t: TestLike,
+  opts: { pkiDir?: string; smdpAddress?: string; tls?: boolean; tlsCurve?: CurveName; config?: Partial<Config> } = {},
+): Promise<World> {
   const pkiDir = opts.pkiDir ?? (await testPkiDir());
-  const pki = loadServerPki(pkiDir);
+  const pki = loadServerPki(pkiDir, opts.tlsCurve ? { tlsCurve: opts.tlsCurve } : {});
   const db = await openTestDb(t);
   const config: Config = {
     ...defaultConfig({}),
@@ -59,7 +64,7 @@ export async function startWorld(t: TestLike, opts: { pkiDir?: string; smdpAddre
   };
   const app = await buildApp(
     { config, db, pki },
-    { logger: false, ...(config.tls ? { https: { key: pki.tls!.keyPem, cert: pki.tls!.chainPem } } : {}) } as object,
+    { logger: false, ...(config.tls ? { https: httpsServerOptions(config.tlsProfile, pki.tls!) } : {}) } as object,
   );
   await app.listen({ host: '127.0.0.1', port: 0 });
   const port = (app.server.address() as { port: number }).port;
