@@ -21,6 +21,8 @@ const USAGE = `mock-smdp — GSMA SGP.22 SM-DP+ test server and device simulator
   mock-smdp inventory generate --type T --count N [--prefix P] [--mcc-mnc 00101] [--operator OP]
   mock-smdp inventory import FILE --type T [--operator OP]   (CSV iccid,imsi,ki,opc[,type] or JSON)
   mock-smdp inventory list [--type T] [--state S] [--operator OP]   (mock-smdp inventory help)
+  mock-smdp profile-type add NAME [--template FILE.der] [--spn NAME] [--profile-name NAME] [--class 0|1|2] [--replace]
+  mock-smdp profile-type list | profile-type template NAME --out FILE.der
   mock-smdp ac show MATCHINGID [--ecl L|M|Q|H] [--oid]
   mock-smdp operator create --id ID --name N [--callback URL] [--cc-max N] [--download-max N] [--order-ttl SEC]   (prints the API key)
   mock-smdp operator list
@@ -208,11 +210,13 @@ async function main(argv: string[]): Promise<number> {
     case 'fault':
       return faultCommand(rest);
     case 'inventory':
+    case 'profile-type':
     case 'ac': {
       const inv = await import('./inventory/cli.js');
       const client = adminClient(defaultConfig());
+      const run = cmd === 'ac' ? inv.acCommand : cmd === 'profile-type' ? inv.profileTypeCommand : inv.inventoryCommand;
       try {
-        return await (cmd === 'ac' ? inv.acCommand : inv.inventoryCommand)(rest, client, authHeaders());
+        return await run(rest, client, authHeaders());
       } finally {
         client.close();
       }
