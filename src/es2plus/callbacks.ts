@@ -29,6 +29,25 @@ export const SESSION_CANCELLED = {
   statusCode: { subjectCode: '8.8.5', reasonCode: '3.8', message: 'Download session cancelled by the LPA' } as StatusCode,
 } as const;
 
+/**
+ * A verified delete notification (OtherSignedNotification, operation delete) from the eUICC the
+ * profile was installed on. SGP.22 v2 defines notification points only for the download (1-4, notes
+ * §1.4; how other notifications reach the operator is "Not verified"), so this server reports a
+ * deletion at the point whose outcome it undoes, BPP installation (4), as Failed 8.2.1/3.7 (profile
+ * ICCID / unavailable: the profile is now Unavailable for good), with resultData = the signed
+ * notification exactly as received, as point 4 carries the PendingNotification (a delete
+ * notification is the other branch of that CHOICE, so an operator's point-4 decoder reads it and
+ * finds the delete operation in its metadata). No new point id: operator systems know 1-4 only; and
+ * Failed, so that one reading only point and status does not take the profile for usable. The
+ * message names the operation and seqNumber (`profile deleted on the eUICC (seqNumber 7)`). Change
+ * it here only.
+ */
+export const PROFILE_DELETED = {
+  point: POINT.bppInstallation,
+  status: 'Failed',
+  statusCode: { subjectCode: '8.2.1', reasonCode: '3.7', message: 'Profile deleted on the eUICC' } as StatusCode,
+} as const;
+
 export interface ProgressInfo {
   iccid: string;
   point: 1 | 2 | 3 | 4 | number;

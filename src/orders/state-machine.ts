@@ -10,8 +10,13 @@
  *   Released|Downloaded -bppDownloaded-> Downloaded -installed-> Installed | -installFailed-> Error
  *   Released|Downloaded -orderKilled (CC retry limit)-> Error
  *   Allocated|Linked|Confirmed|Released|Downloaded|Error -cancelOrder-> Available | Unavailable
+ *   Installed -deleted (verified delete notification from the eUICC it is installed on)-> Unavailable
  *
  * Installed and Unavailable are final as far as ES2+ goes (an Unavailable ICCID is never reused).
+ * A profile deleted on its eUICC goes to Unavailable (device_state 'Deleted'), not back to
+ * Available: SGP.22 makes Unavailable the final state of a profile whose ICCID must not be used
+ * again, and an ICCID that was on a device (with its Ki/OPc, now known to that device's history and
+ * to the network) is not handed out a second time (notes §5.1).
  */
 import type { Queryable } from '../db/db.js';
 import { FunctionFailed, SC } from '../errors.js';
@@ -19,7 +24,7 @@ import { event, type ProfileRow, type ProfileState } from './store.js';
 
 export type Action =
   | 'downloadOrder' | 'confirmOrder' | 'releaseProfile' | 'cancelOrder'
-  | 'bppDownloaded' | 'installed' | 'installFailed' | 'orderKilled';
+  | 'bppDownloaded' | 'installed' | 'installFailed' | 'orderKilled' | 'deleted';
 
 export const TRANSITIONS: Readonly<Record<Action, { from: readonly ProfileState[]; to: readonly ProfileState[] }>> = {
   downloadOrder: { from: ['Available'], to: ['Allocated', 'Linked'] },
@@ -30,6 +35,7 @@ export const TRANSITIONS: Readonly<Record<Action, { from: readonly ProfileState[
   installed: { from: ['Downloaded'], to: ['Installed'] },
   installFailed: { from: ['Downloaded'], to: ['Error'] },
   orderKilled: { from: ['Released', 'Downloaded'], to: ['Error'] },
+  deleted: { from: ['Installed'], to: ['Unavailable'] },
 };
 
 /** The event name recorded for each action (or per target state where one action has two). */
@@ -42,6 +48,7 @@ const EVENT: Record<Action, (to: ProfileState) => string> = {
   installed: () => 'installed',
   installFailed: () => 'install-failed',
   orderKilled: () => 'order-killed',
+  deleted: () => 'deleted',
 };
 
 export function canTransition(action: Action, from: ProfileState, to: ProfileState): boolean {
