@@ -3,7 +3,9 @@
  * `npm run bench`: N simulated devices (virtual eUICC + LPA, in worker threads) run complete
  * downloads — initiateAuthentication, authenticateClient, getBoundProfilePackage and the PIR's
  * handleNotification — against a running SM-DP+ (--url), or against one it starts itself, and print
- * downloads/s, p50/p99 per ES9+ function and the server's RSS.
+ * downloads/s, p50/p99 per ES9+ function, CPU per download of the bench (client), the server (a
+ * cluster's primary and children summed) and the PostgreSQL backends of the server's database, the
+ * crypto-only cost of one download (crypto-cost.ts) and the ratio of the server's CPU to it.
  *
  * The URL it connects to is separate from the SM-DP+ address it presents, and the eUICC
  * credentials and trusted CI come from a folder, so the same client can measure another SM-DP+.
@@ -12,141 +14,31 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { addressHost } from '../config.js';
 import type { CurveName } from '../crypto/curves.js';
 import { Certificate } from '../crypto/x509.js';
 import { HttpClient } from '../http/client.js';
 import { eidWithCheckDigits } from '../pki/generate.js';
-import { CURVE_NAMES, certPath, keyPath, layoutFiles } from '../pki/layout.js';
+import { certPath, keyPath, layoutFiles } from '../pki/layout.js';
 import { parseActivationCode } from '../rsp/activation-code.js';
 import { VirtualEuicc } from '../sim/euicc.js';
 import type { CardState } from '../sim/state.js';
-import type { FromWorker, ToWorker, WorkerConfig } from './worker.js';
-
-const USAGE = `mock-smdp benchmark: simulated devices run complete downloads against an SM-DP+
-
-  npm run bench -- [options]
-
-Target
-  --url URL              a running SM-DP+ (default: start one: node dist/src/cli.js serve on a free
-                         loopback port, temp data dir, DATABASE_URL if set, stopped at the end)
-  --smdp-address A       smdpAddress presented in initiateAuthentication (default the server's)
-  --tls | --plain-http   HTTPS (default) or plain HTTP, for the server the bench starts
-  --ca FILE              PEM certificate(s) to trust for TLS (default the PKI folder's CI certificates)
-  --insecure             accept any TLS certificate
-  --server-node-args=S   extra node flags for the started server, e.g. --server-node-args="--cpu-prof"
-Load
-  --workers W            worker threads (default 2)
-  --devices D            concurrent virtual eUICCs per worker (default 8)
-  --downloads N          timed downloads (default 2000)
-  --duration S           stop after S seconds instead (with --downloads too: whichever comes first)
-  --warmup N             downloads before the timed run, not counted (default 50)
-  --curve C              P-256 (default) or brainpoolP256r1
-Credentials and orders
-  --certs DIR            PKI folder with an EUM key: each device gets a fresh eUICC certificate
-                         (default: the started server's PKI, or ./certs with --url)
-  --euicc-dir DIR        existing eUICC credentials (e.g. ../shared/sgp26); all devices share its EID
-  --codes FILE           activation codes, one a line (default: orders created through POST /admin/orders)
-Output
-  --json                 machine-readable summary on stdout
-  -h, --help`;
+import type { CryptoCost } from './crypto-cost.js';
+import { parseOptions, shellLine, USAGE, UsageError, type Options } from './options.js';
+import { createBenchDatabase, databaseOf, PgBackendMonitor, type PgCpu } from './pg-monitor.js';
+import { formatProfile, readProfile, summarizeProfile, type ProfileSummary } from './profile.js';
+import { isLocalHost, listeningPids, loadAverages, machineBusy, procStat, threadCpu, treeSample } from './proc.js';
+import type { FromWorker, PhaseStats, ToWorker, WorkerConfig } from './worker.js';
 
 const FUNCTIONS = ['initiateAuthentication', 'authenticateClient', 'getBoundProfilePackage', 'handleNotification', 'es10', 'total'] as const;
 type Metric = (typeof FUNCTIONS)[number];
 const ORDER_BATCH = 500;
-
-interface Options {
-  url?: string;
-  smdpAddress?: string;
-  tls: boolean;
-  ca?: string;
-  insecure: boolean;
-  serverNodeArgs: string[];
-  workers: number;
-  devices: number;
-  downloads?: number;
-  duration?: number;
-  warmup: number;
-  curve: CurveName;
-  certs?: string;
-  euiccDir?: string;
-  codes?: string;
-  json: boolean;
-}
-
-class UsageError extends Error {}
-
-function positiveInt(v: string | undefined, name: string, min = 1): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}: ${v}`);
-  return n;
-}
-
-function parseOptions(argv: string[]): Options | undefined {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      url: { type: 'string' },
-      'smdp-address': { type: 'string' },
-      tls: { type: 'boolean' },
-      'plain-http': { type: 'boolean' },
-      ca: { type: 'string' },
-      insecure: { type: 'boolean' },
-      'server-node-args': { type: 'string' },
-      workers: { type: 'string' },
-      devices: { type: 'string' },
-      downloads: { type: 'string' },
-      duration: { type: 'string' },
-      warmup: { type: 'string' },
-      curve: { type: 'string' },
-      certs: { type: 'string' },
-      'euicc-dir': { type: 'string' },
-      codes: { type: 'string' },
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) return undefined;
-  if (values.tls && values['plain-http']) throw new UsageError('--tls and --plain-http exclude each other');
-  if (values.certs && values['euicc-dir']) throw new UsageError('--certs and --euicc-dir exclude each other');
-  const curve = (values.curve ?? 'P-256') as CurveName;
-  if (!CURVE_NAMES.includes(curve)) throw new UsageError(`--curve must be one of ${CURVE_NAMES.join(', ')}`);
-  if (values.url) {
-    const u = new URL(values.url);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError('--url must be http(s)://');
-    if (values.tls || values['plain-http']) throw new UsageError('--tls/--plain-http apply to the server the bench starts; with --url the scheme decides');
-    if (values['server-node-args']) throw new UsageError('--server-node-args applies to the server the bench starts');
-  }
-  const duration = values.duration === undefined ? undefined : Number(values.duration);
-  if (duration !== undefined && !(duration > 0)) throw new UsageError(`--duration must be > 0 seconds: ${values.duration}`);
-  const downloads = positiveInt(values.downloads, 'downloads');
-  return {
-    ...(values.url ? { url: values.url.replace(/\/+$/, '') } : {}),
-    ...(values['smdp-address'] ? { smdpAddress: values['smdp-address'] } : {}),
-    tls: values.url ? new URL(values.url).protocol === 'https:' : !values['plain-http'],
-    ...(values.ca ? { ca: values.ca } : {}),
-    insecure: !!values.insecure,
-    serverNodeArgs: values['server-node-args']?.split(/\s+/).filter(Boolean) ?? [],
-    workers: positiveInt(values.workers, 'workers') ?? 2,
-    devices: positiveInt(values.devices, 'devices') ?? 8,
-    ...(downloads !== undefined || duration === undefined ? { downloads: downloads ?? 2000 } : {}),
-    ...(duration !== undefined ? { duration } : {}),
-    warmup: positiveInt(values.warmup, 'warmup', 0) ?? 50,
-    curve,
-    ...(values.certs ? { certs: values.certs } : {}),
-    ...(values['euicc-dir'] ? { euiccDir: values['euicc-dir'] } : {}),
-    ...(values.codes ? { codes: values.codes } : {}),
-    json: !!values.json,
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // The server the bench starts
@@ -158,6 +50,9 @@ interface ChildServer {
   smdpAddress: string;
   certsDir: string;
   tmp: string;
+  /** The command line it was started with (paths as given). */
+  commandLine: string;
+  startedAt: number;
   stop(): Promise<void>;
 }
 
@@ -175,7 +70,7 @@ function freePort(): Promise<number> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function startChildServer(o: Options, log: (s: string) => void): Promise<ChildServer> {
+async function startChildServer(o: Options, databaseUrl: string | undefined, log: (s: string) => void): Promise<ChildServer> {
   const tmp = mkdtempSync(join(tmpdir(), 'mock-smdp-bench-'));
   const port = await freePort();
   const smdpAddress = o.smdpAddress ?? `localhost:${port}`;
@@ -183,15 +78,26 @@ async function startChildServer(o: Options, log: (s: string) => void): Promise<C
   // one the eUICCs trust), else a test PKI generated into the temp folder.
   const certsDir = o.certs ?? (o.euiccDir && existsSync(join(o.euiccDir, 'CertificateIssuer')) ? o.euiccDir : join(tmp, 'certs'));
   const cli = fileURLToPath(new URL('../cli.js', import.meta.url));
-  const args = [...o.serverNodeArgs, cli, 'serve', '--host', '127.0.0.1', '--port', String(port), '--address', smdpAddress, '--certs', certsDir, '--data', join(tmp, 'data')];
-  if (!o.tls) args.push('--plain-http');
+  const nodeArgs = [...o.serverNodeArgs];
+  if (o.serverCpuProf) {
+    mkdirSync(o.serverCpuProf, { recursive: true });
+    nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${resolve(o.serverCpuProf)}`);
+  }
+  const serveArgs = ['serve', '--host', '127.0.0.1', '--port', String(port), '--address', smdpAddress, '--certs', certsDir, '--data', join(tmp, 'data')];
+  if (!o.tls) serveArgs.push('--plain-http');
+  serveArgs.push(...o.serverArgs);
+  const args = [...nodeArgs, cli, ...serveArgs];
   const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn', TLS: o.tls ? '1' : '0' };
   delete env.PORT;
   delete env.SMDP_ADDRESS;
-  log(`starting the server: node ${args.map((a) => (a === cli ? 'dist/src/cli.js' : a)).join(' ')}${env.DATABASE_URL ? ' (DATABASE_URL set)' : ''}`);
+  if (databaseUrl) env.DATABASE_URL = databaseUrl;
+  else delete env.DATABASE_URL;
+  const commandLine = `node ${shellLine([...nodeArgs, 'dist/src/cli.js', ...serveArgs])}`;
+  log(`starting the server: ${commandLine}${databaseUrl ? ` (DATABASE_URL …/${databaseOf(databaseUrl)})` : ' (PGlite)'}`);
   // Its own process group, so that a Ctrl-C in the terminal stops the loops first (the bench stops
   // the server afterwards); killed with the bench if that exits any other way.
   const proc = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const startedAt = Date.now();
   const killOnExit = () => proc.kill('SIGKILL');
   process.once('exit', killOnExit);
   const forward = (chunk: Buffer) => process.stderr.write(chunk.toString().replace(/^(?=.)/gm, '[server] '));
@@ -232,56 +138,65 @@ async function startChildServer(o: Options, log: (s: string) => void): Promise<C
     }
     await sleep(200);
   }
-  return { proc, pid: proc.pid!, url, smdpAddress, certsDir, tmp, stop };
+  return { proc, pid: proc.pid!, url, smdpAddress, certsDir, tmp, commandLine, startedAt, stop };
 }
 
-/** VmRSS / VmHWM (bytes) and utime+stime (seconds) of a local process, from /proc. */
-function procStats(pid: number): { rss?: number; hwm?: number; cpu?: number } {
-  const out: { rss?: number; hwm?: number; cpu?: number } = {};
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (name: string) => {
-      const m = status.match(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm'));
-      return m ? Number(m[1]) * 1024 : undefined;
-    };
-    const rss = kb('VmRSS');
-    const hwm = kb('VmHWM');
-    if (rss !== undefined) out.rss = rss;
-    if (hwm !== undefined) out.hwm = hwm;
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // fields[11], fields[12]: utime, stime (fields 14 and 15 of stat), in clock ticks (100/s on Linux)
-    out.cpu = (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    // not Linux, or the process is gone
+/** The server's process tree(s): which pids, and how the bench knows them. */
+interface ServerProcesses {
+  roots: number[];
+  how: string;
+}
+
+function serverProcesses(o: Options, child: ChildServer | undefined): ServerProcesses | undefined {
+  if (child) return { roots: [child.pid], how: 'started by the bench' };
+  if (o.serverPid !== undefined) {
+    if (!procStat(o.serverPid)) throw new UsageError(`--server-pid ${o.serverPid}: no such process on this machine`);
+    return { roots: [o.serverPid], how: '--server-pid' };
   }
-  return out;
+  const u = new URL(o.url!);
+  if (!isLocalHost(u.hostname)) return undefined;
+  const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
+  const roots = listeningPids(port);
+  return roots.length ? { roots, how: `discovered: listening on port ${port}` } : undefined;
 }
 
-/** Busy CPU seconds of the whole machine (all CPUs) from /proc/stat, and of local PostgreSQL processes. */
-function machineStats(): { busy?: number; postgres?: number } {
-  const out: { busy?: number; postgres?: number } = {};
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    // user nice system idle iowait irq softirq steal (guest time is already in user)
-    out.busy = (f.slice(0, 8).reduce((a, b) => a + b, 0) - f[3]! - f[4]!) / 100;
-    let pg = 0;
-    for (const d of readdirSync('/proc')) {
-      if (!/^\d+$/.test(d)) continue;
+/** CPU seconds and RSS of the server's trees (a cluster's primary with all its children). */
+function serverSample(p: ServerProcesses | undefined): { cpu: number; rss: number; pids: number[] } | undefined {
+  if (!p) return undefined;
+  let cpu = 0;
+  let rss = 0;
+  const pids: number[] = [];
+  for (const root of p.roots) {
+    const t = treeSample(root);
+    if (!t) return undefined;
+    cpu += t.cpu;
+    rss += t.rss;
+    pids.push(...t.pids);
+  }
+  return { cpu, rss, pids };
+}
+
+/** The crypto-only cost, measured in a process of its own (node dist/src/bench/crypto-cost.js). */
+async function runCryptoCost(o: Options, sizes: { upp: number; metadata: number }, pkiDir: string | undefined, smdpAddress: string): Promise<CryptoCost> {
+  const script = fileURLToPath(new URL('./crypto-cost.js', import.meta.url));
+  const args = [script, '--json', '--curve', o.curve, '--upp-bytes', String(sizes.upp), '--metadata-bytes', String(sizes.metadata), '--iterations', String(o.cryptoIterations), '--smdp-address', smdpAddress];
+  if (pkiDir) args.push('--pki', pkiDir);
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    p.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    p.once('error', reject);
+    p.once('exit', (code) => {
+      if (code !== 0) return reject(new Error(`crypto-only measurement exited with code ${code}: ${err.trim()}`));
       try {
-        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-        if (!stat.includes('(postgres)')) continue;
-        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        pg += (Number(fields[11]) + Number(fields[12])) / 100;
+        resolve(JSON.parse(out) as CryptoCost);
       } catch {
-        // gone
+        reject(new Error(`crypto-only measurement printed no JSON: ${out.slice(0, 200)}`));
       }
-    }
-    out.postgres = pg;
-  } catch {
-    // not Linux
-  }
-  return out;
+    });
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -351,18 +266,26 @@ async function createOrders(admin: HttpClient, count: number): Promise<string[]>
 // ---------------------------------------------------------------------------------------------
 // Statistics and output
 
+interface PerDownload {
+  seconds: number;
+  percentOfOneCore: number;
+  perDownloadMs: number;
+}
+
 interface Summary {
-  command: string;
+  /** The bench's own command line, exactly as given (argv after the script). */
+  command: { argv: string[]; line: string };
   config: {
     url: string;
     server: 'started' | 'given';
+    serverCommand?: string;
     smdpAddress: string;
     workers: number;
     devicesPerWorker: number;
     curve: CurveName;
     tls: boolean;
-    keepAlive: true;
-    database: string;
+    connections: 'keep-alive' | 'fresh';
+    database: { kind: string; name: string | null; note: string };
     euiccs: string;
     orders: string;
     warmup: number;
@@ -379,17 +302,37 @@ interface Summary {
   wallSeconds: number;
   downloadsPerSecond: number;
   latencyMs: Record<Metric, { p50: number; p99: number; mean: number; max: number }>;
-  clientCpuSeconds: number;
-  clientCpuPercentOfOneCore: number;
-  server: { pid?: number; rssBytes: number | null; peakRssBytes: number | null; cpuSeconds: number | null; cpuPercentOfOneCore: number | null };
-  /** This machine during the timed run: busy CPU of all CPUs, of local PostgreSQL processes, and of everything but the bench, its server and PostgreSQL. */
-  machine: { busyPercentOfAllCpus: number | null; postgresCpuSeconds: number | null; otherCpuSeconds: number | null };
-  /**
-   * CPU time per complete download (ms) of the bench's devices, the server and local PostgreSQL, and
-   * the rate these would allow if they had every CPU of this machine to themselves (an estimate
-   * that still means something on a machine shared with other work).
-   */
-  cpuPerDownloadMs: { client: number; server: number | null; postgres: number | null; cpuBoundDownloadsPerSecond: number | null };
+  /** HTTP requests of the timed run and how many opened a new connection (TCP, plus TLS with https). */
+  connections: { requests: number; newConnections: number; newPerDownload: number | null };
+  /** CPU of the timed run: seconds, % of one core, ms per complete download. */
+  cpu: {
+    /** The whole bench process (worker threads, main thread, V8 and libuv helper threads). */
+    client: PerDownload & { workerThreadsSeconds: number | null; workerThreadsPerDownloadMs: number | null };
+    /** The server's processes (a cluster's primary and all its children, exited ones included). */
+    server: (PerDownload & { pids: number[]; how: string }) | null;
+    /** The backends of the server's own database (pg_stat_activity.datname), from /proc. */
+    postgres: (PerDownload & Omit<PgCpu, 'backendsCpu' | 'sharedCpu' | 'samples' | 'database'> & { database: string; sharedProcessesSeconds: number; sharedProcessesPerDownloadMs: number }) | null;
+    /** client + server + postgres per download, and the rate that CPU would allow on all CPUs of this machine. */
+    totalPerDownloadMs: number | null;
+    cpuBoundDownloadsPerSecond: number | null;
+  };
+  server: { rssBytes: number | null; peakRssBytes: number | null };
+  /** The machine during the timed run: busy share of all CPUs, CPU of everything the bench does not count, load averages. */
+  machine: { busyPercentOfAllCpus: number | null; otherCpuSeconds: number | null; loadavgStart: number[]; loadavgEnd: number[] };
+  /** Crypto-only cost of one download (crypto-cost.ts), and server CPU per download divided by it. */
+  cryptoOnly:
+    | (CryptoCost & {
+        where: string;
+        sizesSeen: { uppBytes: [min: number, max: number]; metadataBytes: [min: number, max: number] };
+        distinctEuiccs: number;
+        machineBusyPercentOfAllCpus: number | null;
+        loadavg: number[];
+        serverCpuRatio: number | null;
+        serverCpuRatioWithoutChain: number | null;
+      })
+    | { skipped: string };
+  /** The server's CPU profile over the timed run (--server-cpu-prof). */
+  profile?: ProfileSummary & { files: string[] };
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -400,47 +343,72 @@ function percentile(sorted: Float64Array, p: number): number {
 
 const r1 = (x: number) => Math.round(x * 10) / 10;
 const r2 = (x: number) => Math.round(x * 100) / 100;
+const r3 = (x: number) => Math.round(x * 1000) / 1000;
 const mb = (b: number | null | undefined) => (b === null || b === undefined ? 'n/a' : `${(b / 1048576).toFixed(1)} MiB`);
+const f2 = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : x.toFixed(2));
 
 function printSummary(s: Summary): void {
   const c = s.config;
+  const cpu = s.cpu;
+  const row = (name: string, x: PerDownload | null, extra = '') =>
+    `    ${name.padEnd(30)}${(x ? x.perDownloadMs.toFixed(2) : 'n/a').padStart(8)}${(x ? x.seconds.toFixed(2) : 'n/a').padStart(10)}${(x ? x.percentOfOneCore.toFixed(0) : 'n/a').padStart(8)}${extra ? `  ${extra}` : ''}`;
+  const pg = cpu.postgres;
   const lines = [
-    `mock-smdp bench: ${s.command}`,
-    `  target     ${c.url} (${c.server === 'started' ? 'started by the bench' : 'given'}), smdpAddress ${c.smdpAddress}, database ${c.database}`,
-    `  config     ${c.workers} workers × ${c.devicesPerWorker} devices, curve ${c.curve}, TLS ${c.tls ? 'on' : 'off'}, HTTP keep-alive, ${c.cpus} CPUs, node ${c.node}`,
+    `mock-smdp bench`,
+    `  command    node dist/src/bench/run.js ${s.command.line}`,
+    `  target     ${c.url} (${c.server === 'started' ? 'started by the bench' : 'given'}), smdpAddress ${c.smdpAddress}`,
+    ...(c.serverCommand ? [`  server     ${c.serverCommand}`] : []),
+    `  database   ${c.database.kind}${c.database.name ? ` ${c.database.name}` : ''}${c.database.note ? ` (${c.database.note})` : ''}`,
+    `  load       ${c.workers} workers × ${c.devicesPerWorker} devices, curve ${c.curve}, ${c.tls ? 'HTTPS' : 'plain HTTP'}, ${c.connections === 'fresh' ? 'FRESH CONNECTIONS: a new connection for every ES9+ call (no keep-alive)' : 'keep-alive connections (one per device)'}`,
+    `  machine    ${c.cpus} CPUs, node ${c.node}`,
     `  eUICCs     ${c.euiccs}; orders: ${c.orders}`,
     `  run        ${c.downloads !== undefined ? `${c.downloads} downloads` : ''}${c.downloads !== undefined && c.durationSeconds !== undefined ? ' or ' : ''}${c.durationSeconds !== undefined ? `${c.durationSeconds} s` : ''} after ${c.warmup} warm-up downloads`,
     '',
-    `  downloads  ${s.downloads} complete, ${s.errors} failed`,
+    `  downloads  ${s.downloads} complete, ${s.errors} failed, in ${s.wallSeconds.toFixed(2)} s`,
     ...Object.entries(s.errorsByCode).sort((a, b) => b[1] - a[1]).map(([k, n]) => `             ${String(n).padStart(6)} × ${k} (e.g. ${s.errorExamples[k]})`),
-    `  wall       ${s.wallSeconds.toFixed(2)} s`,
     `  rate       ${s.downloadsPerSecond.toFixed(1)} downloads/s`,
+    `  requests   ${s.connections.requests} HTTP requests, ${s.connections.newConnections} on a new connection (${s.connections.newPerDownload === null ? 'n/a' : s.connections.newPerDownload.toFixed(2)} per download)`,
     '',
-    `  ${'ms'.padEnd(24)}${'p50'.padStart(9)}${'p99'.padStart(9)}${'mean'.padStart(9)}${'max'.padStart(9)}`,
+    `  ${'latency ms'.padEnd(24)}${'p50'.padStart(9)}${'p99'.padStart(9)}${'mean'.padStart(9)}${'max'.padStart(9)}`,
     ...FUNCTIONS.map((f) => {
       const l = s.latencyMs[f];
       const name = f === 'es10' ? 'eUICC (ES10, client)' : f === 'total' ? 'total per download' : f;
       return `  ${name.padEnd(24)}${l.p50.toFixed(1).padStart(9)}${l.p99.toFixed(1).padStart(9)}${l.mean.toFixed(1).padStart(9)}${l.max.toFixed(1).padStart(9)}`;
     }),
     '',
-    `  client CPU ${s.clientCpuSeconds.toFixed(2)} s (${s.clientCpuPercentOfOneCore.toFixed(0)}% of one core)`,
-    `  server CPU ${s.server.cpuSeconds === null ? 'n/a' : `${s.server.cpuSeconds.toFixed(2)} s (${s.server.cpuPercentOfOneCore!.toFixed(0)}% of one core)`}`,
+    `  CPU of the timed run          ms/download   total s  % core`,
+    row('client (bench process)', cpu.client, cpu.client.workerThreadsPerDownloadMs === null ? '' : `of which worker threads ${cpu.client.workerThreadsPerDownloadMs.toFixed(2)} ms`),
+    row(`server${cpu.server ? ` (${cpu.server.pids.length === 1 ? `pid ${cpu.server.pids[0]}` : `${cpu.server.pids.length} processes`})` : ''}`, cpu.server, cpu.server ? cpu.server.how : 'unknown pid: give --server-pid'),
+    row('PostgreSQL (db backends)', pg, pg ? `${pg.database}: ${pg.seen} backends, ${pg.started} started and ${pg.exited} ended during the run` : c.database.kind === 'postgres' ? 'give --database-url to count its backends' : c.database.kind === 'pglite' ? 'PGlite runs inside the server process: counted as server' : ''),
+    `    ${'total'.padEnd(30)}${f2(cpu.totalPerDownloadMs).padStart(8)}${''.padStart(18)}${cpu.cpuBoundDownloadsPerSecond === null ? '' : `  → CPU-bound estimate ${cpu.cpuBoundDownloadsPerSecond.toFixed(0)} downloads/s on ${c.cpus} CPUs`}`,
+    `    not counted: ${pg ? `PostgreSQL's shared processes (all databases) ${pg.sharedProcessesPerDownloadMs.toFixed(2)} ms/download, ` : ''}other processes on the machine ${s.machine.otherCpuSeconds === null ? 'n/a' : `${s.machine.otherCpuSeconds.toFixed(2)} s`}`,
     `  server RSS ${mb(s.server.rssBytes)} at the end, peak ${mb(s.server.peakRssBytes)}`,
-    `  per download ${s.cpuPerDownloadMs.client.toFixed(2)} ms client CPU, ${s.cpuPerDownloadMs.server === null ? 'n/a' : s.cpuPerDownloadMs.server.toFixed(2)} ms server${s.cpuPerDownloadMs.postgres ? `, ${s.cpuPerDownloadMs.postgres.toFixed(2)} ms local PostgreSQL` : ''}${s.cpuPerDownloadMs.cpuBoundDownloadsPerSecond === null ? '' : ` → CPU-bound estimate ${s.cpuPerDownloadMs.cpuBoundDownloadsPerSecond.toFixed(0)} downloads/s on ${s.config.cpus} CPUs`}`,
-    `  machine    ${s.machine.busyPercentOfAllCpus === null ? 'n/a' : `${s.machine.busyPercentOfAllCpus.toFixed(0)}% of all CPUs busy`}${s.machine.postgresCpuSeconds ? `; local PostgreSQL ${s.machine.postgresCpuSeconds.toFixed(2)} s CPU` : ''}${s.machine.otherCpuSeconds !== null ? `; other processes ${s.machine.otherCpuSeconds.toFixed(2)} s CPU` : ''}`,
+    `  machine    ${s.machine.busyPercentOfAllCpus === null ? 'n/a' : `${s.machine.busyPercentOfAllCpus.toFixed(0)}% of all CPUs busy`} during the run; load average ${s.machine.loadavgStart.map((x) => x.toFixed(2)).join(' ')} at the start, ${s.machine.loadavgEnd.map((x) => x.toFixed(2)).join(' ')} at the end`,
+    '',
   ];
+  const k = s.cryptoOnly;
+  if ('skipped' in k) {
+    lines.push(`  crypto-only  skipped: ${k.skipped}`);
+  } else {
+    lines.push(
+      `  crypto-only  ${k.cpuMs.toFixed(3)} ms CPU per download (${k.wallMs.toFixed(3)} ms wall): ${k.curve}, profile package ${k.uppBytes} B, metadata ${k.metadataBytes} B (as served; seen ${k.sizesSeen.uppBytes.join('–')} B and ${k.sizesSeen.metadataBytes.join('–')} B)`,
+      `               ${k.where}, ${k.iterations} iterations after ${k.warmup}; machine ${k.machineBusyPercentOfAllCpus === null ? 'n/a' : `${k.machineBusyPercentOfAllCpus.toFixed(0)}%`} busy, load average ${k.loadavg.map((x) => x.toFixed(2)).join(' ')}`,
+      `               ${k.cpuMsWithoutChain.toFixed(3)} ms without verifying the EUM and eUICC certificates, which the server does once per eUICC (${k.distinctEuiccs} distinct eUICCs here)`,
+      `  server CPU per download / crypto-only = ${k.serverCpuRatio === null ? 'n/a' : k.serverCpuRatio.toFixed(1)}${k.serverCpuRatioWithoutChain === null ? '' : ` (${k.serverCpuRatioWithoutChain.toFixed(1)} against the crypto without the certificate chain)`}`,
+      `  crypto steps (CPU ms, timed one by one):`,
+      ...k.steps.map((x) => `    ${x.step.padEnd(34)}${x.ms.toFixed(3).padStart(8)}`),
+    );
+  }
+  if (s.profile) {
+    lines.push(
+      '',
+      `  server CPU profile (${s.profile.files.length} file${s.profile.files.length === 1 ? '' : 's'} in ${s.profile.files[0] ? s.profile.files[0].replace(/\/[^/]*$/, '') : '?'}):`,
+      '    (V8 samples on wall time: on a busy machine, time the server is preempted inside a system call,',
+      '    e.g. a writev that wakes a PostgreSQL backend, is charged to that call)',
+      ...formatProfile(s.profile, '    '),
+    );
+  }
   console.log(lines.join('\n'));
-}
-
-function machineSummary(m0: ReturnType<typeof machineStats>, m1: ReturnType<typeof machineStats>, wall: number, clientCpu: number, serverCpu: number | null): Summary['machine'] {
-  if (m0.busy === undefined || m1.busy === undefined) return { busyPercentOfAllCpus: null, postgresCpuSeconds: null, otherCpuSeconds: null };
-  const busy = m1.busy - m0.busy;
-  const pg = m0.postgres !== undefined && m1.postgres !== undefined ? Math.max(0, m1.postgres - m0.postgres) : null;
-  return {
-    busyPercentOfAllCpus: r1((100 * busy) / (wall * cpus().length)),
-    postgresCpuSeconds: pg === null ? null : r2(pg),
-    otherCpuSeconds: serverCpu === null ? null : r2(Math.max(0, busy - clientCpu - serverCpu - (pg ?? 0))),
-  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -460,9 +428,10 @@ async function main(argv: string[]): Promise<number> {
   }
   const opts = o;
   const log = (s: string) => process.stderr.write(`${s}\n`);
-  const command = `npm run bench --${argv.length ? ` ${argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ')}` : ''}`;
 
   let child: ChildServer | undefined;
+  let benchDb: Awaited<ReturnType<typeof createBenchDatabase>> | undefined;
+  let monitor: PgBackendMonitor | undefined;
   const workers: Worker[] = [];
   let interrupted = false;
   let onInterrupt = () => {};
@@ -480,10 +449,34 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', sigint);
 
   try {
-    if (!opts.url) child = await startChildServer(opts, log);
+    // The database: for the server the bench starts, a fresh one in the given PostgreSQL (only its
+    // backends are counted, nobody else's data is touched), or PGlite.
+    let serverDbUrl: string | undefined;
+    let dbNote = '';
+    if (!opts.url) {
+      const given = opts.pglite ? undefined : (opts.databaseUrl ?? process.env.DATABASE_URL);
+      if (given && !opts.reuseDatabase) {
+        try {
+          benchDb = await createBenchDatabase(given);
+        } catch (err) {
+          throw new UsageError(`cannot create a database for the run in ${databaseOf(given)}'s server: ${(err as Error).message} (--reuse-database uses it as is)`);
+        }
+        serverDbUrl = benchDb.url;
+        dbNote = 'created for this run, dropped at the end';
+      } else if (given) {
+        serverDbUrl = given;
+        dbNote = 'as given (--reuse-database); anything else using it is counted too';
+      }
+      child = await startChildServer(opts, serverDbUrl, log);
+    } else if (opts.databaseUrl) {
+      serverDbUrl = opts.databaseUrl;
+      dbNote = 'the server\'s, from --database-url';
+    }
     const url = opts.url ?? child!.url;
     const pkiDir = opts.euiccDir ?? opts.certs ?? child?.certsDir ?? 'certs';
     const ca = opts.ca ? [readFileSync(opts.ca, 'utf8')] : ciPems(pkiDir);
+    const serverProcs = serverProcesses(opts, child);
+    if (!serverProcs) log(`the server's pid is unknown (not local, or not readable): its CPU is n/a; give --server-pid`);
 
     // What the server says about itself (ours answers smdpAddress, database and rss).
     // (Always a servername for https: HttpClient passes checkServerIdentity: undefined without one, which tls.connect rejects.)
@@ -497,6 +490,8 @@ async function main(argv: string[]): Promise<number> {
       }
     };
     const h0 = await health();
+    const dbKind = h0?.database ?? (serverDbUrl ? 'postgres' : child ? 'pglite' : 'n/a');
+    if (serverDbUrl && dbKind === 'postgres') monitor = await PgBackendMonitor.connect(serverDbUrl, databaseOf(serverDbUrl));
 
     // Activation codes: a file, or orders created through our admin API.
     let fileCodes: string[] | undefined;
@@ -514,6 +509,7 @@ async function main(argv: string[]): Promise<number> {
     const t0 = performance.now();
     const { cards, how } = await deviceCards(opts, pkiDir, nDevices);
     log(`${how} (${nDevices} devices, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    const distinctEuiccs = opts.euiccDir ? 1 : nDevices;
 
     const codes: string[] = fileCodes ?? [];
     let codeIndex = 0;
@@ -572,11 +568,14 @@ async function main(argv: string[]): Promise<number> {
 
     // Results of the current phase.
     const samples: Record<Metric, number[]> = Object.fromEntries(FUNCTIONS.map((f) => [f, []])) as unknown as Record<Metric, number[]>;
+    const uppSizes: number[] = [];
+    const metadataSizes: number[] = [];
     let okCount = 0;
     const errorsByCode: Record<string, number> = {};
     const errorExamples: Record<string, string> = {};
     let errorCount = 0;
     let idle = 0;
+    const phaseStats: PhaseStats[] = [];
     let phaseEnd: () => void = () => {};
     let fatal: Error | undefined;
 
@@ -589,6 +588,7 @@ async function main(argv: string[]): Promise<number> {
         ...http,
         ...(smdpAddress ? { smdpAddress } : {}),
         cards: cards.slice(i * opts.devices, (i + 1) * opts.devices),
+        freshConnections: opts.freshConnections,
       };
       const w = new Worker(workerUrl, { workerData: data });
       workers.push(w);
@@ -608,6 +608,8 @@ async function main(argv: string[]): Promise<number> {
                   if (r.ok) {
                     okCount++;
                     r.t.forEach((v, k) => samples[FUNCTIONS[k]!].push(v));
+                    if (r.uppBytes > 0) uppSizes.push(r.uppBytes);
+                    if (r.metadataBytes > 0) metadataSizes.push(r.metadataBytes);
                   } else {
                     errorCount++;
                     errorsByCode[r.error] = (errorsByCode[r.error] ?? 0) + 1;
@@ -616,6 +618,7 @@ async function main(argv: string[]): Promise<number> {
                 }
                 break;
               case 'idle':
+                phaseStats.push(m.stats);
                 if (++idle === opts.workers) phaseEnd();
                 break;
               case 'fatal':
@@ -636,6 +639,9 @@ async function main(argv: string[]): Promise<number> {
 
     const runPhase = async (count: number | undefined, seconds: number | undefined) => {
       for (const f of FUNCTIONS) samples[f].length = 0;
+      uppSizes.length = 0;
+      metadataSizes.length = 0;
+      phaseStats.length = 0;
       okCount = 0;
       errorCount = 0;
       for (const k of Object.keys(errorsByCode)) delete errorsByCode[k];
@@ -660,15 +666,18 @@ async function main(argv: string[]): Promise<number> {
       if (errorCount) log(`warm-up: ${errorCount} failed (${Object.entries(errorsByCode).map(([k, n]) => `${n} × ${k}, e.g. ${errorExamples[k]}`).join('; ')})`);
     }
 
-    log(`timed run: ${opts.downloads !== undefined ? `${opts.downloads} downloads` : `${opts.duration} s`} with ${opts.workers} × ${opts.devices} devices`);
+    log(`timed run: ${opts.downloads !== undefined ? `${opts.downloads} downloads` : `${opts.duration} s`} with ${opts.workers} × ${opts.devices} devices${opts.freshConnections ? ', fresh connections' : ''}`);
+    const loadStart = loadAverages();
+    await monitor?.start();
+    const srv0 = serverSample(serverProcs);
+    const busy0 = machineBusy();
     const cpu0 = process.cpuUsage();
-    const srv0 = child ? procStats(child.pid) : {};
-    const m0 = machineStats();
-    let peakRss = 0;
+    const profileFromUs = Number(process.hrtime.bigint() / 1000n);
+    let peakRss = srv0?.rss ?? 0;
     const progressEvery = 5000;
     let lastProgress = performance.now();
     const sampler = setInterval(() => {
-      if (child) peakRss = Math.max(peakRss, procStats(child.pid).rss ?? 0);
+      if (serverProcs) peakRss = Math.max(peakRss, serverSample(serverProcs)?.rss ?? 0);
       else void health().then((h) => typeof h?.rss === 'number' && (peakRss = Math.max(peakRss, h.rss)));
       if (performance.now() - lastProgress >= progressEvery) {
         lastProgress = performance.now();
@@ -677,26 +686,22 @@ async function main(argv: string[]): Promise<number> {
     }, 1000);
     const wall = await runPhase(opts.downloads, opts.duration);
     clearInterval(sampler);
+    const profileToUs = Number(process.hrtime.bigint() / 1000n);
     const cpu = process.cpuUsage(cpu0);
-    const m1 = machineStats();
+    const busy1 = machineBusy();
+    const srv1 = serverSample(serverProcs);
+    const pgCpu = monitor ? await monitor.stop() : undefined;
+    const loadEnd = loadAverages();
     const clientCpu = (cpu.user + cpu.system) / 1e6;
-
-    let server: Summary['server'];
     const h1 = await health();
-    if (child) {
-      const s1 = procStats(child.pid);
-      const serverCpu = s1.cpu !== undefined && srv0.cpu !== undefined ? s1.cpu - srv0.cpu : null;
-      server = {
-        pid: child.pid,
-        rssBytes: s1.rss ?? null,
-        peakRssBytes: Math.max(peakRss, s1.hwm ?? 0, s1.rss ?? 0) || null,
-        cpuSeconds: serverCpu,
-        cpuPercentOfOneCore: serverCpu === null ? null : (100 * serverCpu) / wall,
-      };
-    } else {
-      const rss = typeof h1?.rss === 'number' ? h1.rss : null;
-      server = { rssBytes: rss, peakRssBytes: rss === null ? null : Math.max(peakRss, rss), cpuSeconds: null, cpuPercentOfOneCore: null };
-    }
+
+    const per = (x: number) => (okCount > 0 ? (1000 * x) / okCount : 0);
+    const usage = (seconds: number): PerDownload => ({ seconds: r2(seconds), percentOfOneCore: r1((100 * seconds) / wall), perDownloadMs: r3(per(seconds)) });
+    const threadSum = phaseStats.every((p) => p.threadCpu !== undefined) ? phaseStats.reduce((a, p) => a + p.threadCpu!, 0) : null;
+    const serverCpu = srv0 && srv1 ? Math.max(0, srv1.cpu - srv0.cpu) : null;
+    const pgSeconds = pgCpu ? pgCpu.backendsCpu : null;
+    const total = serverCpu === null ? null : clientCpu + serverCpu + (pgSeconds ?? 0);
+    const busy = busy0 !== undefined && busy1 !== undefined ? busy1 - busy0 : undefined;
 
     const latencyMs = {} as Summary['latencyMs'];
     for (const f of FUNCTIONS) {
@@ -704,18 +709,22 @@ async function main(argv: string[]): Promise<number> {
       const sum = sorted.reduce((a, b) => a + b, 0);
       latencyMs[f] = { p50: r2(percentile(sorted, 50)), p99: r2(percentile(sorted, 99)), mean: r2(sorted.length ? sum / sorted.length : 0), max: r2(sorted.length ? sorted[sorted.length - 1]! : 0) };
     }
+    const requests = phaseStats.reduce((a, p) => a + p.requests, 0);
+    const newConnections = phaseStats.reduce((a, p) => a + p.newConnections, 0);
+    const dbName = serverDbUrl ? databaseOf(serverDbUrl) : null;
     const summary: Summary = {
-      command,
+      command: { argv: [...argv], line: shellLine(argv) },
       config: {
         url,
         server: child ? 'started' : 'given',
+        ...(child ? { serverCommand: child.commandLine } : {}),
         smdpAddress,
         workers: opts.workers,
         devicesPerWorker: opts.devices,
         curve: opts.curve,
         tls: opts.tls,
-        keepAlive: true,
-        database: h1?.database ?? h0?.database ?? 'n/a',
+        connections: opts.freshConnections ? 'fresh' : 'keep-alive',
+        database: { kind: h1?.database ?? dbKind, name: dbName, note: dbNote },
         euiccs: how,
         orders: ordersHow,
         warmup: opts.warmup,
@@ -731,24 +740,87 @@ async function main(argv: string[]): Promise<number> {
       wallSeconds: r2(wall),
       downloadsPerSecond: r1(okCount / wall),
       latencyMs,
-      clientCpuSeconds: r2(clientCpu),
-      clientCpuPercentOfOneCore: r1((100 * clientCpu) / wall),
-      server: { ...server, cpuSeconds: server.cpuSeconds === null ? null : r2(server.cpuSeconds), cpuPercentOfOneCore: server.cpuPercentOfOneCore === null ? null : r1(server.cpuPercentOfOneCore) },
-      machine: machineSummary(m0, m1, wall, clientCpu, server.cpuSeconds),
-      cpuPerDownloadMs: { client: 0, server: null, postgres: null, cpuBoundDownloadsPerSecond: null },
-    };
-    if (okCount > 0) {
-      const per = (x: number | null) => (x === null ? null : r2((1000 * x) / okCount));
-      // Local PostgreSQL processes count when the server uses PostgreSQL (they may serve others too).
-      const pg = summary.config.database === 'postgres' ? summary.machine.postgresCpuSeconds : null;
-      const total = server.cpuSeconds === null ? null : clientCpu + server.cpuSeconds + (pg ?? 0);
-      summary.cpuPerDownloadMs = {
-        client: per(clientCpu)!,
-        server: per(server.cpuSeconds),
-        postgres: per(pg),
+      connections: { requests, newConnections, newPerDownload: okCount ? r2(newConnections / okCount) : null },
+      cpu: {
+        client: { ...usage(clientCpu), workerThreadsSeconds: threadSum === null ? null : r2(threadSum), workerThreadsPerDownloadMs: threadSum === null ? null : r3(per(threadSum)) },
+        server: serverCpu === null ? null : { ...usage(serverCpu), pids: srv1!.pids, how: serverProcs!.how },
+        postgres: pgCpu
+          ? {
+              ...usage(pgCpu.backendsCpu),
+              database: pgCpu.database,
+              byType: Object.fromEntries(Object.entries(pgCpu.byType).map(([k, v]) => [k, r2(v)])),
+              seen: pgCpu.seen,
+              started: pgCpu.started,
+              exited: pgCpu.exited,
+              unreadable: pgCpu.unreadable,
+              sharedProcessesSeconds: r2(pgCpu.sharedCpu),
+              sharedProcessesPerDownloadMs: r3(per(pgCpu.sharedCpu)),
+            }
+          : null,
+        totalPerDownloadMs: total === null || !okCount ? null : r3(per(total)),
         cpuBoundDownloadsPerSecond: total ? r1((cpus().length * okCount) / total) : null,
-      };
+      },
+      server: {
+        rssBytes: srv1?.rss ?? (typeof h1?.rss === 'number' ? h1.rss : null),
+        peakRssBytes: Math.max(peakRss, srv1?.rss ?? 0, typeof h1?.rss === 'number' ? h1.rss : 0) || null,
+      },
+      machine: {
+        busyPercentOfAllCpus: busy === undefined ? null : r1((100 * busy) / (wall * cpus().length)),
+        otherCpuSeconds: busy === undefined || serverCpu === null ? null : r2(Math.max(0, busy - clientCpu - serverCpu - (pgSeconds ?? 0) - (pgCpu?.sharedCpu ?? 0))),
+        loadavgStart: loadStart.map(r2),
+        loadavgEnd: loadEnd.map(r2),
+      },
+      cryptoOnly: { skipped: '--crypto-iterations 0' },
+    };
+    if (pgCpu?.unreadable) log(`warning: ${pgCpu.unreadable} PostgreSQL backends had no readable /proc entry (PostgreSQL on another machine?): their CPU is missing`);
+
+    // The crypto-only cost, in a process of its own, after the timed run (the server idle, still up).
+    if (opts.cryptoIterations > 0 && !interrupted) {
+      const mean = (xs: number[], dflt: number) => (xs.length ? Math.round(xs.reduce((a, b) => a + b, 0) / xs.length) : dflt);
+      const range = (xs: number[]): [number, number] => (xs.length ? [Math.min(...xs), Math.max(...xs)] : [0, 0]);
+      const sizes = { upp: mean(uppSizes, 0), metadata: mean(metadataSizes, 0) };
+      if (!sizes.upp || !sizes.metadata) {
+        summary.cryptoOnly = { skipped: 'no profile package sizes (no complete download)' };
+      } else {
+        log(`crypto-only: ${opts.cryptoIterations} iterations in a process of its own`);
+        const b0 = machineBusy();
+        const w0 = performance.now();
+        const k = await runCryptoCost(opts, sizes, child?.certsDir ?? opts.certs, smdpAddress);
+        const kWall = (performance.now() - w0) / 1000;
+        const b1 = machineBusy();
+        const serverPer = summary.cpu.server?.perDownloadMs ?? null;
+        summary.cryptoOnly = {
+          ...k,
+          cpuMs: r3(k.cpuMs),
+          wallMs: r3(k.wallMs),
+          cpuMsWithoutChain: r3(k.cpuMsWithoutChain),
+          steps: k.steps.map((x) => ({ step: x.step, ms: r3(x.ms) })),
+          where: `in a process of its own (node dist/src/bench/crypto-cost.js, pid ${k.pid}) on this machine right after the timed run, the server idle`,
+          sizesSeen: { uppBytes: range(uppSizes), metadataBytes: range(metadataSizes) },
+          distinctEuiccs,
+          machineBusyPercentOfAllCpus: b0 !== undefined && b1 !== undefined ? r1((100 * (b1 - b0)) / (kWall * cpus().length)) : null,
+          loadavg: loadAverages().map(r2),
+          serverCpuRatio: serverPer === null ? null : r1(serverPer / k.cpuMs),
+          serverCpuRatioWithoutChain: serverPer === null ? null : r1(serverPer / k.cpuMsWithoutChain),
+        };
+      }
     }
+
+    // The server's profile: written when it exits.
+    if (child && opts.serverCpuProf) {
+      await child.stop();
+      const dir = resolve(opts.serverCpuProf);
+      const files = readdirSync(dir)
+        .filter((f) => f.endsWith('.cpuprofile'))
+        .map((f) => join(dir, f))
+        .filter((f) => statSync(f).mtimeMs >= child!.startedAt);
+      if (files.length) {
+        summary.profile = { ...summarizeProfile(files.map(readProfile), { fromUs: profileFromUs, toUs: profileToUs, top: 20 }), files };
+      } else {
+        log(`no .cpuprofile written in ${dir}`);
+      }
+    }
+
     if (opts.json) console.log(JSON.stringify(summary, null, 2));
     else printSummary(summary);
     probe.close();
@@ -764,7 +836,9 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     for (const w of workers) w.postMessage({ type: 'exit' } satisfies ToWorker);
     await Promise.all(workers.map((w) => Promise.race([new Promise((r) => w.once('exit', r)), sleep(2000).then(() => w.terminate())])));
+    await monitor?.close();
     await child?.stop();
+    if (benchDb) await benchDb.drop().catch((err) => log(`could not drop the bench database ${benchDb!.database}: ${(err as Error).message}`));
     process.off('SIGINT', sigint);
     process.off('SIGTERM', sigint);
   }

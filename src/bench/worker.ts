@@ -3,9 +3,17 @@
  * Each device loops: take an activation code from the main thread, download it with the LPA (the
  * four ES9+ calls, PIR included), report the timings, then forget the profile locally. Codes come
  * only from the main thread, so the loops end when it stops handing them out.
+ *
+ * Connections: one keep-alive agent per worker (at most one socket per device), or, with
+ * freshConnections, a new connection (a new TLS handshake with https) for every ES9+ call and no
+ * agent kept between calls, as lpac's HTTP backend does. Every phase reports how many requests went
+ * out and how many of them opened a connection, counted from Node's HTTP client diagnostics channel.
  */
+import { subscribe } from 'node:diagnostics_channel';
+import type { ClientRequest } from 'node:http';
 import { parentPort, workerData } from 'node:worker_threads';
-import { HttpClient } from '../http/client.js';
+import { HttpClient, type HttpResponse } from '../http/client.js';
+import { threadCpu } from './proc.js';
 import type { EuiccCredentials } from '../pki/load.js';
 import { VirtualEuicc } from '../sim/euicc.js';
 import { Lpa, LpaError } from '../sim/lpa.js';
@@ -21,11 +29,13 @@ export interface WorkerConfig {
   smdpAddress?: string;
   /** One card state (with embedded credentials) per device. */
   cards: CardState[];
+  /** A new connection for every request (no keep-alive). */
+  freshConnections: boolean;
 }
 
-/** One download: its timings (ms), or why it failed. */
+/** One download: its timings (ms) and the sizes of what was installed, or why it failed. */
 export type DownloadOutcome =
-  | { ok: true; t: [ia: number, ac: number, gbpp: number, hn: number, es10: number, total: number] }
+  | { ok: true; t: [ia: number, ac: number, gbpp: number, hn: number, es10: number, total: number]; uppBytes: number; metadataBytes: number }
   | { ok: false; error: string; message: string; ms: number };
 
 /** Main → worker. */
@@ -36,8 +46,17 @@ export type FromWorker =
   | { type: 'ready' }
   | { type: 'need'; count: number }
   | { type: 'results'; results: DownloadOutcome[] }
-  | { type: 'idle' }
+  | { type: 'idle'; stats: PhaseStats }
   | { type: 'fatal'; message: string };
+
+/** What a worker measured over one phase. */
+export interface PhaseStats {
+  /** CPU seconds of this worker thread (undefined where /proc/thread-self is missing). */
+  threadCpu?: number;
+  /** HTTP requests completed, and how many of them on a new connection. */
+  requests: number;
+  newConnections: number;
+}
 
 const cfg = workerData as WorkerConfig;
 const port = parentPort!;
@@ -61,14 +80,31 @@ function report(o: DownloadOutcome) {
   else flushTimer ??= setTimeout(flush, 500);
 }
 
-const http = new HttpClient({
+/** An HttpClient whose every request gets its own agent and connection, closed after the answer. */
+class FreshConnectionClient extends HttpClient {
+  override request<T = unknown>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<HttpResponse<T>> {
+    const once = new HttpClient({ ...this.opts, keepAlive: false, maxSockets: 1 });
+    return once.request<T>(method, path, body, headers).finally(() => once.close());
+  }
+}
+
+const httpOptions = {
   baseUrl: cfg.url,
   ...(cfg.ca?.length ? { ca: cfg.ca } : {}),
   ...(cfg.servername ? { servername: cfg.servername } : {}),
   verifyTls: cfg.verifyTls,
-  keepAlive: true,
+  keepAlive: !cfg.freshConnections,
   maxSockets: Math.max(1, cfg.cards.length),
   timeoutMs: 60_000,
+};
+const http = cfg.freshConnections ? new FreshConnectionClient(httpOptions) : new HttpClient(httpOptions);
+
+// Requests and new connections of this thread (diagnostics channels are per thread).
+let requests = 0;
+let newConnections = 0;
+subscribe('http.client.response.finish', (m) => {
+  requests++;
+  if (!(m as { request: ClientRequest }).request.reusedSocket) newConnections++;
 });
 
 /** Codes received but not yet taken, devices waiting for one, and whether the main thread said "no more" for this phase. */
@@ -140,7 +176,13 @@ async function deviceLoop(d: Device): Promise<void> {
         continue;
       }
       const t = r.timings;
-      report({ ok: true, t: [t.initiateAuthentication, t.authenticateClient, t.getBoundProfilePackage, t.handleNotification, t.es10, t.total] });
+      const installed = card.profiles.find((p) => p.iccid === r.iccid);
+      report({
+        ok: true,
+        t: [t.initiateAuthentication, t.authenticateClient, t.getBoundProfilePackage, t.handleNotification, t.es10, t.total],
+        uppBytes: installed?.package ? Buffer.byteLength(installed.package, 'base64') : 0,
+        metadataBytes: installed ? installed.metadata.length / 2 : 0,
+      });
     } catch (err) {
       report({ ok: false, error: errorKey(err), message: String((err as Error)?.message ?? err).slice(0, 300), ms: performance.now() - t0 });
     }
@@ -152,9 +194,20 @@ async function runPhase(): Promise<void> {
   queue = [];
   waiting = [];
   requested = 0;
+  const cpu0 = threadCpu();
+  const r0 = requests;
+  const n0 = newConnections;
   await Promise.all(devices.map(deviceLoop));
   flush();
-  post({ type: 'idle' });
+  const cpu1 = threadCpu();
+  post({
+    type: 'idle',
+    stats: {
+      ...(cpu0 !== undefined && cpu1 !== undefined ? { threadCpu: cpu1 - cpu0 } : {}),
+      requests: requests - r0,
+      newConnections: newConnections - n0,
+    },
+  });
 }
 
 port.on('message', (m: ToWorker) => {
