@@ -7,7 +7,12 @@ import { adminRoutes } from './admin/routes.js';
 import { activationCodeRoutes } from './admin/activation-codes.js';
 import { inventoryAdminRoutes } from './admin/inventory.js';
 import { registerOpenApi } from './openapi.js';
-import { ES9_PREFIX, es9plusRoutes, sendFailed, toFunctionFailed } from './es9plus/routes.js';
+import { ES9_PREFIX, es9plusRoutes } from './es9plus/routes.js';
+import { sendFailed, toFunctionFailed } from './envelope.js';
+// What follows from a profile change (listeners of src/orders/state-machine.ts): the operator's
+// progress callbacks and the family group events.
+import './es2plus/callbacks.js';
+import './family/events.js';
 
 export interface AppDeps {
   config: Config;

@@ -5,7 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Queryable } from '../db/db.js';
-import type { FunctionExecutionStatus, StatusCode } from '../errors.js';
+import { SC, type FunctionExecutionStatus, type StatusCode } from '../errors.js';
+import { onProfileChange, type ProfileChange } from '../orders/state-machine.js';
 
 export const PROGRESS_KIND = 'handleDownloadProgressInfo';
 /** ES2+ path of the callback, appended to the operator's callback_url unless that already ends with it. */
@@ -129,3 +130,54 @@ export async function enqueueProgress(q: Queryable, p: ProgressInfo): Promise<vo
     [r.operator_id, url, PROGRESS_KIND, JSON.stringify(payload), p.iccid],
   );
 }
+
+/** What the operator is told of each profile change, if anything (notes §1.4). */
+function progressOf(c: ProfileChange): ProgressInfo | undefined {
+  const f = c.facts ?? {};
+  const base = { iccid: c.iccid, eid: f.eid ?? c.set?.eid ?? c.row.eid };
+  switch (c.action) {
+    case 'authenticated':
+      return { ...base, point: POINT.eligibility, status: 'Executed-Success' };
+    case 'confirmationCodeRefused':
+      return { ...base, point: POINT.confirmationFailure, status: 'Failed', statusCode: SC.confirmationCodeRefused, message: f.message };
+    case 'orderKilled':
+      return { ...base, point: POINT.confirmationFailure, status: 'Failed', statusCode: SC.confirmationCodeRetryLimit, message: f.message };
+    case 'bppDownloaded':
+      return { ...base, point: POINT.bppDownload, status: 'Executed-Success' };
+    case 'sessionCancelled':
+      return { ...base, ...SESSION_CANCELLED, message: f.message };
+    case 'installed':
+      return { ...base, point: POINT.bppInstallation, status: 'Executed-Success', resultData: f.notification };
+    case 'installFailed':
+      return { ...base, point: POINT.bppInstallation, status: 'Failed', statusCode: INSTALL_FAILED, message: f.message, resultData: f.notification };
+    case 'deleted':
+      return { ...base, ...PROFILE_DELETED, message: f.message, resultData: f.notification };
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The operator's callback for a profile change: its callback URL is read with the locked profile
+ * (`progress_callback_url`), so a profile with no operator, or one without a callback URL, costs no
+ * statement, and the outbox row is written in the same statement as the change.
+ */
+onProfileChange({
+  columns: [`(SELECT o.callback_url FROM operators o WHERE o.id = p.operator_id AND o.callback_url <> '') AS progress_callback_url`],
+  parts(c) {
+    const info = progressOf(c);
+    const url = c.row.progress_callback_url;
+    if (!info || typeof url !== 'string') return [];
+    let endpoint: string;
+    try {
+      endpoint = callbackEndpoint(url);
+    } catch {
+      return []; // an unusable URL is the operator's configuration problem; never fail the ES9+ call for it
+    }
+    const payload = buildProgressPayload(info, c.row.profile_type, c.row.eid);
+    return [{
+      sql: `INSERT INTO outbox (operator_id, url, kind, payload, iccid) SELECT t.operator_id, $1::text, $2::text, $3::jsonb, t.iccid FROM t`,
+      params: [endpoint, PROGRESS_KIND, JSON.stringify(payload)],
+    }];
+  },
+});

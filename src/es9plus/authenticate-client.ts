@@ -4,15 +4,16 @@ import type { KeyObject } from 'node:crypto';
 import type { Queryable } from '../db/db.js';
 import { tlv } from '../der/tlv.js';
 import { check, FunctionFailed, SC } from '../errors.js';
-import { event, type ProfileRow, type ProfileTypeRow } from '../orders/store.js';
-import { enqueueProgress } from '../es2plus/callbacks.js';
+import type { ProfileRow, ProfileTypeRow } from '../orders/store.js';
+import { profileColumns, transition, type ProfileContext } from '../orders/state-machine.js';
 import { AUTHENTICATE_ERROR, decodeAuthenticateServerResponse, type EuiccSigned1 } from '../rsp/authentication.js';
 import { encodeSmdpSigned2, encodeStoreMetadataRequest } from '../rsp/download.js';
 import { iccidToEf } from '../rsp/identifiers.js';
 import type { Es9Deps } from './context.js';
-import { verifyEuiccChain } from './certificates.js';
+import { certificateEid, verifyEuiccChain } from './certificates.js';
+import { checkFaultsHandled } from './faults.js';
 import { b64, codeName, decodeField, transactionIdOf } from './input.js';
-import { lockSession, type SessionRow } from './sessions.js';
+import { FAULTS_PENDING, SESSION_SELECT, sessionOf, type SessionRow } from './sessions.js';
 
 export interface AuthenticateClientRequest {
   transactionId: string;
@@ -20,7 +21,7 @@ export interface AuthenticateClientRequest {
 }
 
 
-type OrderRow = ProfileRow & Pick<ProfileTypeRow, 'service_provider_name' | 'profile_name' | 'profile_class'>;
+type OrderRow = ProfileContext & Pick<ProfileTypeRow, 'service_provider_name' | 'profile_name' | 'profile_class'>;
 
 /** Verify the session exists, is live and awaits authenticateClient, otherwise 8.10.1/3.9. */
 export function checkSessionState(session: SessionRow | undefined, expected: SessionRow['state'], tid: string): SessionRow {
@@ -45,25 +46,38 @@ export function checkServerChallenge(signed: EuiccSigned1, session: SessionRow):
   check(signed.serverAddress.toLowerCase() === session.server_address.toLowerCase(), SC.euiccVerificationFailed, 'serverAddress mismatch');
 }
 
-const ORDER_SELECT = `SELECT p.*, t.service_provider_name, t.profile_name, t.profile_class
-  FROM profiles p JOIN profile_types t ON t.name = p.profile_type`;
+/**
+ * The one read of authenticateClient: the session (locked) and the order it asks for (locked): by
+ * MatchingID, or with none the oldest Released order for the eUICC's EID (the default SM-DP+ case),
+ * with the profile type's metadata, the listeners' columns and whether fault injections are pending.
+ */
+async function readSessionAndOrder(q: Queryable, tidHex: string, matchingId: string | undefined, eid: string | undefined) {
+  const rows = await q.query<Record<string, unknown>>(
+    `SELECT ${SESSION_SELECT}, o.*, ${FAULTS_PENDING}
+       FROM rsp_sessions s
+       LEFT JOIN LATERAL (
+         SELECT p.*, t.service_provider_name, t.profile_name, t.profile_class${profileColumns()}
+           FROM profiles p JOIN profile_types t ON t.name = p.profile_type
+          WHERE CASE WHEN $2::text IS NOT NULL THEN p.matching_id = $2 ELSE p.eid = $3 AND p.state = 'Released' END
+          ORDER BY p.updated_at LIMIT 1
+            FOR UPDATE OF p) o ON true
+      WHERE s.transaction_id = $1 AND s.expires_at > now()
+        FOR UPDATE OF s`,
+    [tidHex, matchingId ? matchingId.toUpperCase() : null, eid ?? null],
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  return { session: sessionOf(row), order: row.iccid ? (row as unknown as OrderRow) : undefined, faults_pending: row.faults_pending };
+}
 
 /**
- * Find the order: by MatchingID (unknown: 8.2.6/3.8), or, with no MatchingID, a Released order
- * for this EID (the default SM-DP+ case; none: 8.1.1/3.8).
+ * Verify an order was found: by MatchingID (unknown: 8.2.6/3.8), or, with no MatchingID, a Released
+ * order for this EID (the default SM-DP+ case; none: 8.1.1/3.8).
  */
-export async function findOrder(q: Queryable, matchingId: string | undefined, eid: string): Promise<OrderRow> {
-  if (matchingId) {
-    const rows = await q.query<OrderRow>(`${ORDER_SELECT} WHERE p.matching_id = $1 FOR UPDATE OF p`, [matchingId.toUpperCase()]);
-    if (!rows[0]) throw new FunctionFailed(SC.matchingIdRefused, `unknown MatchingID ${matchingId}`);
-    return rows[0];
-  }
-  const rows = await q.query<OrderRow>(
-    `${ORDER_SELECT} WHERE p.eid = $1 AND p.state = 'Released' ORDER BY p.updated_at LIMIT 1 FOR UPDATE OF p`,
-    [eid],
-  );
-  if (!rows[0]) throw new FunctionFailed(SC.eidRefused, `no released order for EID ${eid}`);
-  return rows[0];
+export function checkOrderFound(order: OrderRow | undefined, matchingId: string | undefined, eid: string): OrderRow {
+  if (order) return order;
+  if (matchingId) throw new FunctionFailed(SC.matchingIdRefused, `unknown MatchingID ${matchingId}`);
+  throw new FunctionFailed(SC.eidRefused, `no released order for EID ${eid}`);
 }
 
 /** Verify the order is bound to no EID or to this one, otherwise 8.1.1/3.8. */
@@ -104,9 +118,14 @@ export async function authenticateClient(deps: Es9Deps, req: AuthenticateClientR
   const tid = transactionIdOf(req.transactionId);
   const asrBytes = b64(req.authenticateServerResponse, 'authenticateServerResponse');
   const asr = decodeField('authenticateServerResponse', () => decodeAuthenticateServerResponse(asrBytes));
+  const matchingId = 'ok' in asr ? asr.ok.euiccSigned1.ctxParams1.matchingId || undefined : undefined;
+  // The EID as the certificate states it, to find the order in the same read; verified below.
+  const claimedEid = 'ok' in asr ? certificateEid(asr.ok.euiccCertificate) : undefined;
 
   return deps.db.tx(async (q) => {
-    const session = checkSessionState(await lockSession(q, tid.hex), 'initiated', tid.hex);
+    const read = await readSessionAndOrder(q, tid.hex, matchingId, claimedEid);
+    const session = checkSessionState(read?.session, 'initiated', tid.hex);
+    checkFaultsHandled(deps, read!);
     if ('error' in asr) {
       throw new FunctionFailed(SC.euiccVerificationFailed, `eUICC refused the server: ${codeName(AUTHENTICATE_ERROR, asr.error.code)}`);
     }
@@ -116,7 +135,7 @@ export async function authenticateClient(deps: Es9Deps, req: AuthenticateClientR
     checkEuiccSignature1(chain.euicc.publicKey, euiccSigned1, euiccSignature1);
     checkServerChallenge(euiccSigned1, session);
 
-    const order = await findOrder(q, euiccSigned1.ctxParams1.matchingId, chain.eid);
+    const order = checkOrderFound(chain.eid === claimedEid ? read!.order : undefined, matchingId, chain.eid);
     checkOrderEid(order, chain.eid);
     checkOrderDownloadable(order, new Date());
     checkEligibility(order, euiccSigned1);
@@ -127,17 +146,18 @@ export async function authenticateClient(deps: Es9Deps, req: AuthenticateClientR
     const smdpSigned2 = encodeSmdpSigned2({ transactionId: tid.bytes, ccRequiredFlag: ccRequired });
     const smdpSignature2 = tlv(0x5f37, signRaw(dp.pb.key, Buffer.concat([smdpSigned2, euiccSignature1Do])));
 
-    await q.query(
-      `UPDATE profiles SET eid = $2, download_attempts = download_attempts + 1, updated_at = now() WHERE iccid = $1`,
-      [order.iccid, chain.eid],
-    );
-    await q.query(
-      `UPDATE rsp_sessions SET state = 'authenticated', eid = $2, iccid = $3, euicc_certificate = $4,
-          smdp_signature2 = $5, profile_metadata = $6, cc_required = $7 WHERE transaction_id = $1`,
-      [tid.hex, chain.eid, order.iccid, asr.ok.euiccCertificate, smdpSignature2, metadata, ccRequired],
-    );
-    await event(q, order.iccid, 'authenticated', { transactionId: tid.hex, eid: chain.eid, attempt: order.download_attempts + 1 });
-    await enqueueProgress(q, { iccid: order.iccid, point: 1, status: 'Executed-Success', eid: chain.eid });
+    // One statement: the order (eid, attempt count, history, operator callback) and the session.
+    await transition(q, order, {
+      action: 'authenticated',
+      to: order.state,
+      set: { eid: chain.eid, download_attempts: order.download_attempts + 1 },
+      detail: { transactionId: tid.hex, eid: chain.eid, attempt: order.download_attempts + 1 },
+      facts: { eid: chain.eid, transactionId: tid.hex },
+    }, [{
+      sql: `UPDATE rsp_sessions SET state = 'authenticated', eid = $2, iccid = $3, euicc_certificate = $4,
+              smdp_signature2 = $5, profile_metadata = $6, cc_required = $7 WHERE transaction_id = $1 AND state = 'initiated' RETURNING 1`,
+      params: [tid.hex, chain.eid, order.iccid, asr.ok.euiccCertificate, smdpSignature2, metadata, ccRequired],
+    }]);
 
     return {
       transactionId: tid.hex,

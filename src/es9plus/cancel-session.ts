@@ -1,14 +1,14 @@
 /** ES9+.CancelSession (SGP.22 §5.6.5): verify the eUICC's signed cancellation, end the session, keep the order for a retry. */
 import { verifyRaw } from '../crypto/ecdsa.js';
 import { check, FunctionFailed, SC } from '../errors.js';
-import { event } from '../orders/store.js';
-import { enqueueProgress, SESSION_CANCELLED } from '../es2plus/callbacks.js';
+import { canTransition, transition, type SqlPart } from '../orders/state-machine.js';
 import { CANCEL_REASON, decodeCancelSessionResponse } from '../rsp/cancel.js';
 import type { Es9Deps } from './context.js';
 import { checkSignedTransactionId } from './authenticate-client.js';
 import { sessionEuiccCertificate } from './certificates.js';
 import { b64, codeName, decodeField, transactionIdOf } from './input.js';
-import { endSession, lockSession } from './sessions.js';
+import { lockSessionWithProfile } from './sessions.js';
+import { checkFaultsHandled } from './faults.js';
 
 export interface CancelSessionRequest {
   transactionId: string;
@@ -20,13 +20,16 @@ export async function cancelSession(deps: Es9Deps, req: CancelSessionRequest): P
   const tid = transactionIdOf(req.transactionId);
   const csr = decodeField('cancelSessionResponse', () => decodeCancelSessionResponse(b64(req.cancelSessionResponse, 'cancelSessionResponse')));
   await deps.db.tx(async (q) => {
-    const session = await lockSession(q, tid.hex);
-    if (!session) throw new FunctionFailed(SC.transactionUnknown, `unknown or expired transactionId ${tid.hex}`);
+    const read = await lockSessionWithProfile(q, tid.hex);
+    if (!read) throw new FunctionFailed(SC.transactionUnknown, `unknown or expired transactionId ${tid.hex}`);
+    checkFaultsHandled(deps, read);
+    const session = read.session;
+    const end: SqlPart = { sql: 'DELETE FROM rsp_sessions WHERE transaction_id = $1 RETURNING 1', params: [tid.hex] };
     if ('error' in csr) {
       // An unsigned "no such session" from the eUICC may only end a session that holds no eUICC
       // yet; an authenticated session ends by a signed cancellation, an install result or expiry.
       check(!session.euicc_certificate, SC.euiccVerificationFailed, 'an authenticated session needs a signed cancellation');
-      await endSession(q, tid.hex);
+      await q.query(end.sql, end.params);
       return;
     }
     const { signed, signature } = csr.ok;
@@ -40,12 +43,17 @@ export async function cancelSession(deps: Es9Deps, req: CancelSessionRequest): P
     check(signed.smdpOid === ownOid, SC.smdpOidMismatch, `smdpOid ${signed.smdpOid} is not ${ownOid}`);
 
     const reason = codeName(CANCEL_REASON, signed.reason);
-    if (session.iccid) {
-      // A cancelled download leaves the order Released so the user can try again.
-      await q.query(`UPDATE profiles SET state = 'Released', updated_at = now() WHERE iccid = $1 AND state = 'Downloaded'`, [session.iccid]);
-      await event(q, session.iccid, 'session-cancelled', { transactionId: tid.hex, reason, eid: session.eid });
-      await enqueueProgress(q, { iccid: session.iccid, ...SESSION_CANCELLED, message: `session cancelled: ${reason}`, eid: session.eid });
+    const p = read.profile;
+    if (session.iccid && p && canTransition('sessionCancelled', p.state, 'Released')) {
+      // A cancelled download leaves the order Released so the user can try again; one statement for
+      // the order, its history, the operator's callback and the end of the session.
+      await transition(q, p, {
+        action: 'sessionCancelled', to: 'Released',
+        detail: { transactionId: tid.hex, reason, eid: session.eid },
+        facts: { eid: session.eid, message: `session cancelled: ${reason}` },
+      }, [end]);
+      return;
     }
-    await endSession(q, tid.hex);
+    await q.query(end.sql, end.params);
   });
 }

@@ -85,3 +85,13 @@ export function verifyEuiccChain(
 
 /** The eUICC certificate cached in a session, parsed once per process. */
 export const sessionEuiccCertificate = parseCertificateCached;
+
+/** The EID an eUICC certificate states (its subject serialNumber), unverified; undefined when it has none. */
+export function certificateEid(der: Buffer): string | undefined {
+  try {
+    const sn = parseCertificateCached(der).subjectSerialNumber;
+    return sn && /^\d{32}$/.test(sn) ? sn : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -9,4 +9,6 @@ export interface Es9Deps {
   pki: ServerPki;
   config: Config;
   log: FastifyBaseLogger;
+  /** Set by the route once fault injections were matched against this call (src/es9plus/faults.ts). */
+  faultsChecked?: boolean;
 }

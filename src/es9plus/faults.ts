@@ -17,13 +17,13 @@
  * All fields a fault sets must match (a fault with an ICCID and an EID fires only for that pair).
  */
 import type { Database, Queryable } from '../db/db.js';
-import { Certificate } from '../crypto/x509.js';
 import { FunctionFailed, type StatusCode } from '../errors.js';
 import { event } from '../orders/store.js';
 import { decodeAuthenticateServerResponse } from '../rsp/authentication.js';
 import { iccidFromEf } from '../rsp/identifiers.js';
 import { decodePendingNotification } from '../rsp/notification.js';
 import type { Es9Deps } from './context.js';
+import { certificateEid } from './certificates.js';
 
 export const FAULT_FUNCTIONS = ['authenticateClient', 'getBoundProfilePackage', 'handleNotification', 'cancelSession'] as const;
 export type FaultMode = 'fail' | 'delay' | 'drop';
@@ -208,7 +208,7 @@ export function targetOf(fn: string, body: unknown): FaultTarget | null {
       const asr = decodeAuthenticateServerResponse(Buffer.from(str(b.authenticateServerResponse)!, 'base64'));
       if ('ok' in asr) {
         target.matchingId = asr.ok.euiccSigned1.ctxParams1.matchingId || undefined;
-        target.eid = eidOf(asr.ok.euiccCertificate);
+        target.eid = certificateEid(asr.ok.euiccCertificate);
       }
     }
     if (fn === 'handleNotification' && str(b.pendingNotification)) {
@@ -217,7 +217,7 @@ export function targetOf(fn: string, body: unknown): FaultTarget | null {
       else {
         const meta = n.other.tbsOtherNotification;
         if (meta.iccid) target.iccid = iccidFromEf(meta.iccid);
-        target.eid = eidOf(n.other.euiccCertificate);
+        target.eid = certificateEid(n.other.euiccCertificate);
       }
     }
   } catch {
@@ -227,16 +227,22 @@ export function targetOf(fn: string, body: unknown): FaultTarget | null {
   return target;
 }
 
-function eidOf(der: Buffer): string | undefined {
-  try {
-    const sn = Certificate.parse(der).subjectSerialNumber;
-    return sn && /^\d{32}$/.test(sn) ? sn : undefined;
-  } catch {
-    return undefined;
-  }
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Thrown by an ES9+ function whose first read found fault injections pending (`faults_pending`,
+ * src/es9plus/sessions.ts), before it changed anything: the route then looks for a fault matching
+ * the call (injectFault) and runs the function again. With no fault set, this costs nothing beyond
+ * that one column.
+ */
+export class FaultsPending extends Error {
+  override name = 'FaultsPending';
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Verify no fault injection waits to be matched against this call, otherwise hand it to the route (FaultsPending). */
+export function checkFaultsHandled(deps: Pick<Es9Deps, 'faultsChecked'>, row: { faults_pending?: unknown }): void {
+  if (row.faults_pending === true && !deps.faultsChecked) throw new FaultsPending();
+}
 
 /**
  * The route hook: consumes a matching fault, waits for a 'delay', and tells the route to answer a

@@ -7,9 +7,8 @@ import { deriveSessionKeys } from '../crypto/kdf.js';
 import { chunk, MAX_ENCRYPTED_PLAINTEXT, MAX_MAC_ONLY_PLAINTEXT, Scp03tWriter } from '../crypto/scp03t.js';
 import type { Queryable } from '../db/db.js';
 import { check, FunctionFailed, SC } from '../errors.js';
-import { event, type ProfileRow, type ProfileTypeRow } from '../orders/store.js';
-import { enqueueProgress } from '../es2plus/callbacks.js';
-import { familyProfileEvent } from '../family/events.js';
+import type { ProfileRow } from '../orders/store.js';
+import { transition } from '../orders/state-machine.js';
 import { buildBoundProfilePackage, encodeInitialiseSecureChannel, smdpSignInput } from '../rsp/bpp.js';
 import { decodePrepareDownloadResponse, DOWNLOAD_ERROR, type EuiccSigned2 } from '../rsp/download.js';
 import { orderProfilePackage } from '../saip/template.js';
@@ -17,7 +16,8 @@ import type { Es9Deps } from './context.js';
 import { checkSessionState, checkSignedTransactionId } from './authenticate-client.js';
 import { sessionEuiccCertificate } from './certificates.js';
 import { b64, codeName, decodeField, transactionIdOf } from './input.js';
-import { lockSession, type SessionRow } from './sessions.js';
+import { lockSessionWithProfile, type SessionRead, type SessionRow } from './sessions.js';
+import { checkFaultsHandled } from './faults.js';
 
 export interface GetBoundProfilePackageRequest {
   transactionId: string;
@@ -71,6 +71,19 @@ export function bindProfilePackage(opts: {
   });
 }
 
+type OrderRow = NonNullable<SessionRead['profile']>;
+
+/** Verify the eUICC's PrepareDownload succeeded, its transactionId is the session's and euiccSignature2 verifies. */
+function checkPrepareDownload(s: SessionRow, tid: { hex: string }, pdr: ReturnType<typeof decodePrepareDownloadResponse>): EuiccSigned2 {
+  if ('error' in pdr) {
+    throw new FunctionFailed(SC.downloadErrorReported, `eUICC refused PrepareDownload: ${codeName(DOWNLOAD_ERROR, pdr.error.code)}`);
+  }
+  const { euiccSigned2, euiccSignature2 } = pdr.ok;
+  checkSignedTransactionId(euiccSigned2.transactionId, tid.hex);
+  checkEuiccSignature2(sessionEuiccCertificate(s.euicc_certificate!).publicKey, euiccSigned2, euiccSignature2, s.smdp_signature2!);
+  return euiccSigned2;
+}
+
 /**
  * getBoundProfilePackage again in a session that already has its package, e.g. the LPA retrying
  * after a network error (notes §5.2: the session is kept until the PIR). The request is verified
@@ -80,20 +93,13 @@ export function bindProfilePackage(opts: {
  * twice). Another euiccOtpk would need a new binding: refused, 8.2/3.7. Nothing is re-recorded as
  * downloaded and no second point-3 callback goes out; the retry is logged as 'bpp-resent'.
  */
-async function resendBoundProfilePackage(q: Queryable, s: SessionRow, tid: { hex: string }, pdr: ReturnType<typeof decodePrepareDownloadResponse>) {
-  if ('error' in pdr) {
-    throw new FunctionFailed(SC.downloadErrorReported, `eUICC refused PrepareDownload: ${codeName(DOWNLOAD_ERROR, pdr.error.code)}`);
-  }
-  const { euiccSigned2, euiccSignature2 } = pdr.ok;
-  checkSignedTransactionId(euiccSigned2.transactionId, tid.hex);
-  checkEuiccSignature2(sessionEuiccCertificate(s.euicc_certificate!).publicKey, euiccSigned2, euiccSignature2, s.smdp_signature2!);
+async function resendBoundProfilePackage(q: Queryable, s: SessionRow, order: OrderRow | undefined, tid: { hex: string }, euiccSigned2: EuiccSigned2) {
   const bpp = s.bound_profile_package;
   check(!!bpp && !!s.euicc_otpk && euiccSigned2.euiccOtpk.equals(s.euicc_otpk), SC.rebindingRefused,
     'a bound profile package was already delivered in this session for another euiccOtpk');
-  const order = (await q.query<ProfileRow>('SELECT * FROM profiles WHERE iccid = $1 FOR UPDATE', [s.iccid]))[0];
   check(order?.state === 'Downloaded' && order.eid === s.eid, SC.profileNotReleased, 'the order is no longer released');
   check(!order!.expires_at || order!.expires_at > new Date(), SC.orderExpired);
-  await event(q, order!.iccid, 'bpp-resent', { transactionId: tid.hex, eid: s.eid });
+  await transition(q, order!, { action: 'bppResent', to: 'Downloaded', detail: { transactionId: tid.hex, eid: s.eid }, facts: { eid: s.eid } });
   return { response: { transactionId: tid.hex, boundProfilePackage: bpp!.toString('base64') } };
 }
 
@@ -103,33 +109,26 @@ export async function getBoundProfilePackage(deps: Es9Deps, req: GetBoundProfile
   const pdr = decodeField('prepareDownloadResponse', () => decodePrepareDownloadResponse(pdrBytes));
 
   const result = await deps.db.tx(async (q) => {
-    const session = await lockSession(q, tid.hex);
-    if (session?.state === 'bound') return resendBoundProfilePackage(q, session, tid, pdr);
-    checkSessionState(session, 'authenticated', tid.hex);
-    const s = session!;
-    if ('error' in pdr) {
-      throw new FunctionFailed(SC.downloadErrorReported, `eUICC refused PrepareDownload: ${codeName(DOWNLOAD_ERROR, pdr.error.code)}`);
-    }
-    const { euiccSigned2, euiccSignature2 } = pdr.ok;
-    checkSignedTransactionId(euiccSigned2.transactionId, tid.hex);
-    checkEuiccSignature2(sessionEuiccCertificate(s.euicc_certificate!).publicKey, euiccSigned2, euiccSignature2, s.smdp_signature2!);
+    const read = await lockSessionWithProfile(q, tid.hex, { template: true, bpp: true });
+    if (read) checkFaultsHandled(deps, read);
+    if (read?.session.state === 'bound') return resendBoundProfilePackage(q, read.session, read.profile, tid, checkPrepareDownload(read.session, tid, pdr));
+    const s = checkSessionState(read?.session, 'authenticated', tid.hex);
+    const euiccSigned2 = checkPrepareDownload(s, tid, pdr);
 
-    const order = (await q.query<ProfileRow & Pick<ProfileTypeRow, 'template'>>(
-      'SELECT p.*, t.template FROM profiles p JOIN profile_types t ON t.name = p.profile_type WHERE p.iccid = $1 FOR UPDATE OF p',
-      [s.iccid],
-    ))[0];
+    const order = read!.profile;
     check(order && (order.state === 'Released' || order.state === 'Downloaded'), SC.profileNotReleased, 'the order is no longer released');
-    check(!order.expires_at || order.expires_at > new Date(), SC.orderExpired);
+    check(!order!.expires_at || order!.expires_at > new Date(), SC.orderExpired);
 
-    const cc = checkConfirmationCode(order, s, tid.bytes, euiccSigned2.hashCc);
+    const cc = checkConfirmationCode(order!, s, tid.bytes, euiccSigned2.hashCc);
     if (!cc.ok) {
       // The failed attempt is counted (and the order ended at the limit) even though the call fails.
-      await q.query(
-        `UPDATE profiles SET cc_attempts = $2, state = CASE WHEN $3 THEN 'Error' ELSE state END, updated_at = now() WHERE iccid = $1`,
-        [order.iccid, cc.attempts, cc.exhausted],
-      );
-      await event(q, order.iccid, cc.exhausted ? 'confirmation-code-limit' : 'confirmation-code-refused', { transactionId: tid.hex, attempts: cc.attempts });
-      await enqueueProgress(q, { iccid: order.iccid, point: 2, status: 'Failed', statusCode: cc.failure.status, message: cc.failure.message, eid: s.eid });
+      await transition(q, order!, {
+        action: cc.exhausted ? 'orderKilled' : 'confirmationCodeRefused',
+        to: cc.exhausted ? 'Error' : order!.state,
+        set: { cc_attempts: cc.attempts },
+        detail: { transactionId: tid.hex, attempts: cc.attempts },
+        facts: { eid: s.eid, message: cc.failure.message },
+      });
       return { failure: cc.failure };
     }
 
@@ -141,14 +140,13 @@ export async function getBoundProfilePackage(deps: Es9Deps, req: GetBoundProfile
       pbKey: dp.pb.key,
       curve: dp.curve,
       metadata: s.profile_metadata!,
-      upp: orderProfilePackage({ iccid: order.iccid, imsi: order.imsi, ki: order.ki, opc: order.opc, scp03Keys: order.scp03_keys }, order.template),
+      upp: orderProfilePackage({ iccid: order!.iccid, imsi: order!.imsi, ki: order!.ki, opc: order!.opc, scp03Keys: order!.scp03_keys }, order!.template ?? null),
     });
-    await q.query(`UPDATE profiles SET state = 'Downloaded', updated_at = now() WHERE iccid = $1`, [order.iccid]);
-    await q.query(`UPDATE rsp_sessions SET state = 'bound', euicc_otpk = $2, bound_profile_package = $3 WHERE transaction_id = $1`,
-      [tid.hex, euiccSigned2.euiccOtpk, bpp]);
-    await event(q, order.iccid, 'downloaded', { transactionId: tid.hex, eid: s.eid });
-    await enqueueProgress(q, { iccid: order.iccid, point: 3, status: 'Executed-Success', eid: s.eid });
-    await familyProfileEvent(q, order.iccid, 'downloaded');
+    // One statement: the order (state, history, operator callback) and the session's binding.
+    await transition(q, order!, { action: 'bppDownloaded', to: 'Downloaded', detail: { transactionId: tid.hex, eid: s.eid }, facts: { eid: s.eid } }, [{
+      sql: `UPDATE rsp_sessions SET state = 'bound', euicc_otpk = $2, bound_profile_package = $3 WHERE transaction_id = $1 AND state = 'authenticated' RETURNING 1`,
+      params: [tid.hex, euiccSigned2.euiccOtpk, bpp],
+    }]);
     return { response: { transactionId: tid.hex, boundProfilePackage: bpp.toString('base64') } };
   });
   if ('failure' in result) throw result.failure;

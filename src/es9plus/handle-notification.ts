@@ -9,16 +9,15 @@
 import { verifyRaw } from '../crypto/ecdsa.js';
 import type { Queryable } from '../db/db.js';
 import { FunctionFailed } from '../errors.js';
-import { lockProfile, transition, type LockedProfile } from '../orders/state-machine.js';
-import { event, type ProfileRow } from '../orders/store.js';
-import { enqueueProgress, INSTALL_FAILED, PROFILE_DELETED } from '../es2plus/callbacks.js';
-import { familyProfileEvent } from '../family/events.js';
+import { profileColumns, transition, type ProfileContext, type SqlPart } from '../orders/state-machine.js';
+import type { ProfileRow } from '../orders/store.js';
 import { iccidFromEf } from '../rsp/identifiers.js';
 import { decodePendingNotification, type OtherSignedNotification, type ProfileInstallationResult } from '../rsp/notification.js';
 import type { Es9Deps } from './context.js';
 import { sessionEuiccCertificate, verifyEuiccChain } from './certificates.js';
 import { b64 } from './input.js';
-import { endSession, lockSession, tidHex, type SessionRow } from './sessions.js';
+import { FAULTS_PENDING, lockSessionWithProfile, tidHex, type SessionRow } from './sessions.js';
+import { checkFaultsHandled } from './faults.js';
 
 export interface HandleNotificationRequest {
   pendingNotification: string;
@@ -38,13 +37,21 @@ interface Recorded {
   detail?: Record<string, unknown>;
 }
 
-async function record(q: Queryable, raw: Buffer, r: Recorded): Promise<void> {
-  await q.query(
-    `INSERT INTO notifications (kind, verified, eid, iccid, transaction_id, seq_number, outcome, detail, raw)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-    [r.kind, r.verified, r.eid ?? null, r.iccid ?? null, r.transactionId ?? null, r.seqNumber ?? null, r.outcome ?? null,
+const RECORD_SQL = `INSERT INTO notifications (kind, verified, eid, iccid, transaction_id, seq_number, outcome, detail, raw)
+     VALUES ($1::text, $2::boolean, $3::text, $4::text, $5::text, $6::integer, $7::text, $8::jsonb, $9::bytea) RETURNING 1`;
+
+/** The notification's row, as a part of the statement that applies it (or on its own). */
+function recordPart(raw: Buffer, r: Recorded): SqlPart {
+  return {
+    sql: RECORD_SQL,
+    params: [r.kind, r.verified, r.eid ?? null, r.iccid ?? null, r.transactionId ?? null, r.seqNumber ?? null, r.outcome ?? null,
       r.detail ? JSON.stringify(r.detail) : null, raw],
-  );
+  };
+}
+
+async function record(q: Queryable, raw: Buffer, r: Recorded): Promise<void> {
+  const p = recordPart(raw, r);
+  await q.query(p.sql, p.params);
 }
 
 /**
@@ -77,7 +84,9 @@ async function handleInstallResult(deps: Es9Deps, raw: Buffer, pir: ProfileInsta
   // undefined: the PIR names no ICCID; null: it names one that is not a valid EF.ICCID.
   const named = meta.iccid ? safe(() => iccidFromEf(meta.iccid!)) : undefined;
   await deps.db.tx(async (q) => {
-    const session = await lockSession(q, tid);
+    const read = await lockSessionWithProfile(q, tid);
+    if (read) checkFaultsHandled(deps, read);
+    const session = read?.session;
     const base = { kind: 'install', transactionId: tid, seqNumber: meta.seqNumber, iccid: named ?? null };
     if (!session || session.state !== 'bound' || !session.euicc_certificate) {
       return record(q, raw, { ...base, verified: false, outcome: 'unknown-transaction' });
@@ -89,7 +98,7 @@ async function handleInstallResult(deps: Es9Deps, raw: Buffer, pir: ProfileInsta
     const fr = pir.data.finalResult;
     const success = 'success' in fr;
     const detail = success ? { aid: fr.success.aid.toString('hex').toUpperCase() } : { bppCommandId: fr.error.bppCommandId, errorReason: fr.error.errorReason };
-    const profile = session.iccid ? await lockProfile(q, session.iccid) : undefined;
+    const profile = read!.profile;
     const refusal = pirRefusal(session, profile, named, success);
     if (refusal) {
       // Verified (the session's eUICC signed it) but not about this session's download: logged
@@ -99,52 +108,63 @@ async function handleInstallResult(deps: Es9Deps, raw: Buffer, pir: ProfileInsta
         detail: { ...detail, sessionIccid: session.iccid, profileState: profile?.state ?? null },
       });
     }
+    // One statement: the profile (state, history, operator callback), the notification, the end of the session.
+    const facts = { eid: session.eid, transactionId: tid, notification: raw };
     await transition(q, profile!, success
-      ? { action: 'installed', to: 'Installed', set: { device_state: 'Disabled' }, detail: { transactionId: tid, eid: session.eid, ...detail } }
-      : { action: 'installFailed', to: 'Error', set: { device_state: null }, detail: { transactionId: tid, eid: session.eid, ...detail } });
-    await enqueueProgress(q, success
-      ? { iccid: session.iccid!, point: 4, status: 'Executed-Success', eid: session.eid, resultData: raw }
-      : { iccid: session.iccid!, point: 4, status: 'Failed', statusCode: INSTALL_FAILED, message: `bppCommandId ${detail.bppCommandId} errorReason ${detail.errorReason}`, eid: session.eid, resultData: raw });
-    await record(q, raw, { ...base, verified: true, eid: session.eid, iccid: session.iccid, outcome: success ? 'success' : 'error', detail });
-    if (success) await familyProfileEvent(q, session.iccid!, 'installed');
-    await endSession(q, tid);
+      ? { action: 'installed', to: 'Installed', set: { device_state: 'Disabled' }, detail: { transactionId: tid, eid: session.eid, ...detail }, facts }
+      : { action: 'installFailed', to: 'Error', set: { device_state: null }, detail: { transactionId: tid, eid: session.eid, ...detail },
+          facts: { ...facts, message: `bppCommandId ${fr.error.bppCommandId} errorReason ${fr.error.errorReason}` } }, [
+      recordPart(raw, { ...base, verified: true, eid: session.eid, iccid: session.iccid, outcome: success ? 'success' : 'error', detail }),
+      { sql: 'DELETE FROM rsp_sessions WHERE transaction_id = $1 RETURNING 1', params: [tid] },
+    ]);
   });
+}
+
+/**
+ * The one read of another notification: the profile installed on this eUICC (locked), with the
+ * lowest seqNumber at or above this one already applied to it from this eUICC, the listeners' columns and pending faults.
+ * A profile it deleted stays its (Unavailable, Deleted), so a late copy of a notification is still
+ * told apart from a stranger's.
+ */
+async function readInstalledProfile(q: Queryable, iccid: string, eid: string, seqNumber: number) {
+  const rows = await q.query<ProfileContext & { applied_seq: number | null; faults_pending: boolean }>(
+    `SELECT p.*${profileColumns()},
+            (SELECT min(n.seq_number) FROM notifications n
+              WHERE n.iccid = p.iccid AND n.eid = p.eid AND n.verified AND n.outcome IN ('success', 'verified')
+                AND n.seq_number >= $3) AS applied_seq,
+            ${FAULTS_PENDING}
+       FROM profiles p
+      WHERE p.iccid = $1 AND p.eid = $2 AND (p.state = 'Installed' OR (p.state = 'Unavailable' AND p.device_state = 'Deleted'))
+        FOR UPDATE OF p`,
+    [iccid, eid, seqNumber],
+  );
+  return rows[0];
 }
 
 /**
  * A verified notification from the eUICC the profile is installed on, newer than those already
  * applied: enable/disable set device_state; delete ends the profile (Installed → Unavailable through
- * the state machine, device_state 'Deleted') and tells the operator (PROFILE_DELETED). Returns the
- * outcome to record.
+ * the state machine, device_state 'Deleted') and tells the operator (PROFILE_DELETED, through the
+ * state machine's listeners). The notification row is written in the same statement.
  */
-async function applyOtherNotification(q: Queryable, raw: Buffer, kind: keyof typeof DEVICE_STATE, iccid: string, eid: string, seqNumber: number): Promise<string> {
-  // Only the eUICC the profile was installed on can report on it; a profile it deleted stays its
-  // (Unavailable, Deleted) so a late copy of a notification is still told apart from a stranger's.
-  const p = (await q.query<LockedProfile>(
-    `SELECT * FROM profiles WHERE iccid = $1 AND eid = $2 AND (state = 'Installed' OR (state = 'Unavailable' AND device_state = 'Deleted')) FOR UPDATE`,
-    [iccid, eid],
-  ))[0];
-  if (!p) return 'no-installed-profile';
-  // An eUICC numbers its notifications in increasing order: one no newer than a notification
-  // already applied to this profile (an LPA's retry or replay) is logged but must not undo a
-  // later enable/disable/delete.
-  const applied = await q.query<{ seq_number: number }>(
-    `SELECT seq_number FROM notifications WHERE iccid = $1 AND eid = $2 AND verified AND outcome IN ('success', 'verified')
-       AND seq_number >= $3 ORDER BY seq_number LIMIT 1`,
-    [iccid, eid, seqNumber],
-  );
-  if (applied.length) return applied[0]!.seq_number === seqNumber ? 'duplicate' : 'stale';
-  if (p.state !== 'Installed') return 'no-installed-profile'; // deleted: nothing newer can concern it
-  if (kind === 'delete') {
-    await transition(q, p, { action: 'deleted', to: 'Unavailable', set: { device_state: 'Deleted' }, detail: { eid, seqNumber } });
-    await enqueueProgress(q, { iccid, ...PROFILE_DELETED, message: `profile deleted on the eUICC (seqNumber ${seqNumber})`, eid, resultData: raw });
-    await familyProfileEvent(q, iccid, 'deleted');
+async function applyOtherNotification(deps: Es9Deps, q: Queryable, raw: Buffer, kind: keyof typeof DEVICE_STATE, iccid: string, eid: string, seqNumber: number, rec: Recorded): Promise<void> {
+  const p = await readInstalledProfile(q, iccid, eid, seqNumber);
+  if (p) checkFaultsHandled(deps, p);
+  const outcome = (() => {
+    if (!p) return 'no-installed-profile';
+    // An eUICC numbers its notifications in increasing order: one no newer than a notification
+    // already applied to this profile (an LPA's retry or replay) is logged but must not undo a
+    // later enable/disable/delete.
+    if (p.applied_seq !== null) return p.applied_seq === seqNumber ? 'duplicate' : 'stale';
+    if (p.state !== 'Installed') return 'no-installed-profile'; // deleted: nothing newer can concern it
     return 'verified';
-  }
-  await q.query(`UPDATE profiles SET device_state = $2, updated_at = now() WHERE iccid = $1`, [iccid, DEVICE_STATE[kind]]);
-  await event(q, iccid, `${kind}d`, { eid, seqNumber });
-  await familyProfileEvent(q, iccid, kind === 'enable' ? 'enabled' : 'disabled');
-  return 'verified';
+  })();
+  const part = recordPart(raw, { ...rec, outcome });
+  if (outcome !== 'verified') return void (await q.query(part.sql, part.params));
+  const facts = { eid, seqNumber, notification: raw, message: `profile deleted on the eUICC (seqNumber ${seqNumber})` };
+  await transition(q, p!, kind === 'delete'
+    ? { action: 'deleted', to: 'Unavailable', set: { device_state: 'Deleted' }, detail: { eid, seqNumber }, facts }
+    : { action: 'deviceStateChanged', to: 'Installed', set: { device_state: DEVICE_STATE[kind] }, detail: { eid, seqNumber }, facts: { eid, seqNumber } }, [part]);
 }
 
 async function handleOtherNotification(deps: Es9Deps, raw: Buffer, n: OtherSignedNotification): Promise<void> {
@@ -163,12 +183,12 @@ async function handleOtherNotification(deps: Es9Deps, raw: Buffer, n: OtherSigne
     if (!(err instanceof FunctionFailed)) throw err;
     outcome = `bad-certificate: ${err.message}`;
   }
-  await deps.db.tx(async (q) => {
-    if (verified && iccid && eid && kind in DEVICE_STATE) {
-      outcome = await applyOtherNotification(q, raw, kind as keyof typeof DEVICE_STATE, iccid, eid, meta.seqNumber);
-    }
-    await record(q, raw, { kind, verified, eid, iccid, seqNumber: meta.seqNumber, outcome });
-  });
+  const rec: Recorded = { kind, verified, eid, iccid, seqNumber: meta.seqNumber, outcome };
+  if (verified && iccid && eid && kind in DEVICE_STATE) {
+    await deps.db.tx((q) => applyOtherNotification(deps, q, raw, kind as keyof typeof DEVICE_STATE, iccid, eid!, meta.seqNumber, rec));
+  } else {
+    await record(deps.db, raw, rec);
+  }
 }
 
 function safe<T>(fn: () => T): T | null {

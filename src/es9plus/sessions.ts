@@ -1,5 +1,7 @@
 /** RSP sessions (one per transactionId) in the database, so any server process can continue one. */
 import type { Queryable } from '../db/db.js';
+import { profileColumns, type ProfileContext } from '../orders/state-machine.js';
+import type { ProfileTypeRow } from '../orders/store.js';
 
 export type SessionState = 'initiated' | 'authenticated' | 'bound';
 
@@ -53,4 +55,56 @@ export async function endSession(q: Queryable, transactionId: string): Promise<v
 export async function purgeExpiredSessions(q: Queryable): Promise<number> {
   const rows = await q.query('DELETE FROM rsp_sessions WHERE expires_at <= now() RETURNING 1');
   return rows.length;
+}
+
+const SESSION_FIELDS = [
+  'transaction_id', 'state', 'ci_ski', 'server_address', 'euicc_challenge', 'server_challenge', 'created_at', 'expires_at',
+  'eid', 'iccid', 'euicc_certificate', 'smdp_signature2', 'profile_metadata', 'cc_required', 'euicc_otpk',
+] as const;
+
+/**
+ * The session's columns as `s_<name>`, for a read that joins the session with its profile (`s` is
+ * rsp_sessions); the stored BPP only where it is needed (getBoundProfilePackage adds it).
+ */
+export const SESSION_SELECT = SESSION_FIELDS.map((f) => `s.${f} AS s_${f}`).join(', ');
+
+/** The session out of a row read with SESSION_SELECT. */
+export function sessionOf(row: Record<string, unknown>): SessionRow {
+  const out: Record<string, unknown> = {};
+  for (const f of SESSION_FIELDS) out[f] = row[`s_${f}`];
+  out.bound_profile_package = row.s_bound_profile_package ?? null;
+  return out as unknown as SessionRow;
+}
+
+/** Whether any fault injection is pending (src/es9plus/faults.ts), as a column of a function's first read. */
+export const FAULTS_PENDING = 'EXISTS (SELECT 1 FROM fault_injections WHERE remaining > 0) AS faults_pending';
+
+export interface SessionRead {
+  session: SessionRow;
+  /** The session's profile (locked), with the listeners' columns and, when asked for, its type's template. */
+  profile?: ProfileContext & Partial<Pick<ProfileTypeRow, 'template'>>;
+  faults_pending: unknown;
+}
+
+/**
+ * The first read of getBoundProfilePackage, handleNotification (install results) and cancelSession:
+ * the live session (locked) joined with its profile (locked), the listeners' columns of the state
+ * machine and whether fault injections are pending; one statement.
+ */
+export async function lockSessionWithProfile(q: Queryable, tid: string, opts: { template?: boolean; bpp?: boolean } = {}): Promise<SessionRead | undefined> {
+  const rows = await q.query<Record<string, unknown>>(
+    `SELECT ${SESSION_SELECT}${opts.bpp ? ', s.bound_profile_package AS s_bound_profile_package' : ''}, o.*, ${FAULTS_PENDING}
+       FROM rsp_sessions s
+       LEFT JOIN LATERAL (
+         SELECT p.*${opts.template ? ', t.template' : ''}${profileColumns()}
+           FROM profiles p${opts.template ? ' JOIN profile_types t ON t.name = p.profile_type' : ''}
+          WHERE p.iccid = s.iccid
+            FOR UPDATE OF p) o ON true
+      WHERE s.transaction_id = $1 AND s.expires_at > now()
+        FOR UPDATE OF s`,
+    [tid],
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  return { session: sessionOf(row), profile: row.iccid ? (row as unknown as SessionRead['profile']) : undefined, faults_pending: row.faults_pending };
 }

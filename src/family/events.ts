@@ -4,6 +4,7 @@
  * outbox worker POSTs to the operator's callback_url, one group's events strictly in order.
  */
 import type { Queryable } from '../db/db.js';
+import { onProfileChange, type Action, type ProfileChange } from '../orders/state-machine.js';
 import { groupClock } from './clock.js';
 
 export const FAMILY_EVENT_KIND = 'familyEvent';
@@ -133,3 +134,22 @@ export async function listGroupEvents(q: Queryable, groupId: string, f: EventQue
   );
   return rows.map((r) => ({ id: String(r.id), groupId: r.group_id, at: new Date(r.at).toISOString(), type: r.type, detail: r.detail }));
 }
+
+/** The family event of a profile change made elsewhere (ES9+, ES2+), by action. */
+function familyTypeOf(c: ProfileChange): 'downloaded' | 'installed' | 'enabled' | 'disabled' | 'deleted' | undefined {
+  const byAction: Partial<Record<Action, 'downloaded' | 'installed' | 'deleted'>> = { bppDownloaded: 'downloaded', installed: 'installed', deleted: 'deleted' };
+  if (c.action === 'deviceStateChanged') return c.set?.device_state === 'Enabled' ? 'enabled' : 'disabled';
+  return byAction[c.action];
+}
+
+/**
+ * A profile that was ever a family line's gets its group event. Whether it was is read with the
+ * locked profile (`family_bound`), so other profiles cost no statement.
+ */
+onProfileChange({
+  columns: ['EXISTS (SELECT 1 FROM family_line_profiles f WHERE f.iccid = p.iccid) AS family_bound'],
+  async after(q, c) {
+    const type = familyTypeOf(c);
+    if (type && c.row.family_bound !== false) await familyProfileEvent(q, c.iccid, type);
+  },
+});

@@ -1,73 +1,104 @@
 /**
- * The download order / profile state machine (notes §5.1). Every state change of a profile goes
- * through `transition()`: on a row the caller has locked (`lockProfile`, in its transaction), it
- * refuses an illegal change with 8.2.1/3.5 and changes nothing, else updates the row and records
- * the change in profile_events.
+ * The one state machine of a profile and its download order (notes §5.1; docs/state-machine.md).
+ * Every change the server makes to a profile's state, and every protocol step that is recorded
+ * against a profile without changing its state (authenticated, confirmation code refused, BPP
+ * re-sent, enabled/disabled), is an action of TRANSITIONS and goes through `transition()` or
+ * `changeStatement()`, inside the caller's transaction, on a row the caller locked.
  *
  *   Available  -downloadOrder(no EID)-> Allocated | -downloadOrder(EID)-> Linked
+ *   Available  -released (admin order)-> Released
  *   Allocated|Linked -confirmOrder(releaseFlag=false)-> Confirmed | (releaseFlag=true)-> Released
  *   Confirmed  -releaseProfile-> Released
- *   Released|Downloaded -bppDownloaded-> Downloaded -installed-> Installed | -installFailed-> Error
- *   Released|Downloaded -orderKilled (CC retry limit)-> Error
+ *   Released|Downloaded -authenticated-> (unchanged)      ES9+ authenticateClient
+ *   Released|Downloaded -confirmationCodeRefused-> (unchanged) | -orderKilled (CC retry limit)-> Error
+ *   Released|Downloaded -bppDownloaded-> Downloaded -bppResent-> Downloaded
+ *   Released|Downloaded -sessionCancelled-> Released      ES9+ cancelSession: the user may try again
+ *   Downloaded -installed-> Installed | -installFailed-> Error
+ *   Installed  -deviceStateChanged (enable/disable notification)-> Installed
+ *   Installed  -deleted (verified delete notification from the eUICC it is installed on)-> Unavailable
  *   Allocated|Linked|Confirmed|Released|Downloaded|Error -cancelOrder-> Available | Unavailable
- *   Installed -deleted (verified delete notification from the eUICC it is installed on)-> Unavailable
  *
  * Installed and Unavailable are final as far as ES2+ goes (an Unavailable ICCID is never reused).
  * A profile deleted on its eUICC goes to Unavailable (device_state 'Deleted'), not back to
  * Available: SGP.22 makes Unavailable the final state of a profile whose ICCID must not be used
  * again, and an ICCID that was on a device (with its Ki/OPc, now known to that device's history and
  * to the network) is not handed out a second time (notes §5.1).
+ *
+ * What follows from a change is not written here: modules register listeners (`onProfileChange`).
+ * The history listener (profile_events) is this module's own; ES2+ adds the operator's progress
+ * callback and family adds the group event. A listener may add columns to the row read under the
+ * lock (so it learns, in the same round trip, whether it has anything to do) and SQL parts to the
+ * one statement that writes the change.
  */
 import type { Queryable } from '../db/db.js';
 import { FunctionFailed, SC } from '../errors.js';
-import { event, type ProfileRow, type ProfileState } from './store.js';
+import type { ProfileRow, ProfileState } from './store.js';
 
 export type Action =
-  | 'downloadOrder' | 'confirmOrder' | 'releaseProfile' | 'cancelOrder'
-  | 'bppDownloaded' | 'installed' | 'installFailed' | 'orderKilled' | 'deleted';
+  | 'downloadOrder' | 'released' | 'confirmOrder' | 'releaseProfile' | 'cancelOrder'
+  | 'authenticated' | 'confirmationCodeRefused' | 'orderKilled' | 'bppDownloaded' | 'bppResent' | 'sessionCancelled'
+  | 'installed' | 'installFailed' | 'deviceStateChanged' | 'deleted';
 
 export const TRANSITIONS: Readonly<Record<Action, { from: readonly ProfileState[]; to: readonly ProfileState[] }>> = {
   downloadOrder: { from: ['Available'], to: ['Allocated', 'Linked'] },
+  released: { from: ['Available'], to: ['Released'] },
   confirmOrder: { from: ['Allocated', 'Linked'], to: ['Confirmed', 'Released'] },
   releaseProfile: { from: ['Confirmed'], to: ['Released'] },
   cancelOrder: { from: ['Allocated', 'Linked', 'Confirmed', 'Released', 'Downloaded', 'Error'], to: ['Available', 'Unavailable'] },
+  authenticated: { from: ['Released', 'Downloaded'], to: ['Released', 'Downloaded'] },
+  confirmationCodeRefused: { from: ['Released', 'Downloaded'], to: ['Released', 'Downloaded'] },
+  orderKilled: { from: ['Released', 'Downloaded'], to: ['Error'] },
   bppDownloaded: { from: ['Released', 'Downloaded'], to: ['Downloaded'] },
+  bppResent: { from: ['Downloaded'], to: ['Downloaded'] },
+  sessionCancelled: { from: ['Released', 'Downloaded'], to: ['Released'] },
   installed: { from: ['Downloaded'], to: ['Installed'] },
   installFailed: { from: ['Downloaded'], to: ['Error'] },
-  orderKilled: { from: ['Released', 'Downloaded'], to: ['Error'] },
+  deviceStateChanged: { from: ['Installed'], to: ['Installed'] },
   deleted: { from: ['Installed'], to: ['Unavailable'] },
 };
 
-/** The event name recorded for each action (or per target state where one action has two). */
-const EVENT: Record<Action, (to: ProfileState) => string> = {
+/** Actions that record a protocol step and leave the state where it is. */
+const IN_PLACE = new Set<Action>(['authenticated', 'confirmationCodeRefused', 'bppResent', 'deviceStateChanged']);
+
+/** The history event recorded for each action (per target state, or per device state, where one action has several). */
+const EVENT: Record<Action, (to: ProfileState, c: { device_state?: string | null }) => string> = {
   downloadOrder: (to) => (to === 'Linked' ? 'linked' : 'allocated'),
+  released: () => 'released',
   confirmOrder: (to) => (to === 'Released' ? 'released' : 'confirmed'),
   releaseProfile: () => 'released',
   cancelOrder: (to) => (to === 'Available' ? 'cancelled' : 'cancelled-unavailable'),
+  authenticated: () => 'authenticated',
+  confirmationCodeRefused: () => 'confirmation-code-refused',
+  orderKilled: () => 'confirmation-code-limit',
   bppDownloaded: () => 'downloaded',
+  bppResent: () => 'bpp-resent',
+  sessionCancelled: () => 'session-cancelled',
   installed: () => 'installed',
   installFailed: () => 'install-failed',
-  orderKilled: () => 'order-killed',
+  deviceStateChanged: (_to, c) => (c.device_state === 'Enabled' ? 'enabled' : 'disabled'),
   deleted: () => 'deleted',
 };
 
 export function canTransition(action: Action, from: ProfileState, to: ProfileState): boolean {
   const t = TRANSITIONS[action];
-  return t.from.includes(from) && t.to.includes(to);
+  return t.from.includes(from) && t.to.includes(to) && (!IN_PLACE.has(action) || from === to);
 }
 
 /** Verify `action` may move a profile from `from` (to `to` when given), otherwise 8.2.1/3.5. */
 export function checkTransition(action: Action, from: ProfileState, to?: ProfileState): void {
   const t = TRANSITIONS[action];
   if (!t.from.includes(from)) throw new FunctionFailed(SC.invalidTransition, `${action} is not possible on a profile in state ${from}`);
-  if (to !== undefined && !t.to.includes(to)) throw new FunctionFailed(SC.invalidTransition, `${action} cannot lead to state ${to}`);
+  if (to !== undefined && !canTransition(action, from, to)) throw new FunctionFailed(SC.invalidTransition, `${action} cannot lead from ${from} to ${to}`);
 }
 
 export type LockedProfile = ProfileRow & { operator_id: string | null; smds_address: string | null };
 
-/** The profile row, locked for the rest of the caller's transaction. */
-export async function lockProfile(q: Queryable, iccid: string): Promise<LockedProfile | undefined> {
-  return (await q.query<LockedProfile>('SELECT * FROM profiles WHERE iccid = $1 FOR UPDATE', [iccid]))[0];
+/** A locked profile row with the columns listeners added to the read (see `profileColumns`). */
+export type ProfileContext = LockedProfile & Record<string, unknown>;
+
+/** The profile row (with listener columns), locked for the rest of the caller's transaction. */
+export async function lockProfile(q: Queryable, iccid: string): Promise<ProfileContext | undefined> {
+  return (await q.query<ProfileContext>(`SELECT p.*${profileColumns()} FROM profiles p WHERE p.iccid = $1 FOR UPDATE`, [iccid]))[0];
 }
 
 /** Columns a transition may set besides state. */
@@ -78,30 +109,119 @@ export type TransitionColumns = Partial<Pick<LockedProfile,
 const SETTABLE = new Set<string>(['eid', 'matching_id', 'cc_digest', 'cc_attempts', 'cc_max_attempts', 'download_attempts',
   'max_download_attempts', 'expires_at', 'device_state', 'smds_address']);
 
+/** Protocol facts of a change that listeners report on (the operator callback, the family event). */
+export interface ChangeFacts {
+  eid?: string | null;
+  transactionId?: string;
+  /** Why a step failed, in words (a confirmation code refused, the eUICC's error). */
+  message?: string;
+  /** The signed notification as received (install result, delete notification). */
+  notification?: Buffer;
+  seqNumber?: number;
+}
+
 export interface TransitionRequest {
   action: Action;
   to: ProfileState;
   set?: TransitionColumns;
-  /** Recorded with the event (functionCallIdentifier, operator, …). */
+  /** Recorded with the history event (functionCallIdentifier, operator, …). */
   detail?: Record<string, unknown>;
+  facts?: ChangeFacts;
+}
+
+/** A change as listeners see it: the row as it was read under the lock, and what happens to it. */
+export interface ProfileChange extends TransitionRequest {
+  iccid: string;
+  from: ProfileState;
+  row: ProfileContext;
 }
 
 /**
- * Moves the locked profile `p` to `to` by `action` (8.2.1/3.5 and no change when illegal), sets the
- * given columns and records the event. The UPDATE is guarded by the state read under the lock, so
- * a caller that forgot the lock still cannot apply a transition twice.
+ * A part of the statement that writes a change: a data-modifying statement (with its own $1… and
+ * explicit casts where a parameter has no column to take its type from) that may read `t`, the
+ * updated profile row, so it is written only if the change is.
  */
-export async function transition(q: Queryable, p: Pick<ProfileRow, 'iccid' | 'state'>, r: TransitionRequest): Promise<LockedProfile> {
-  checkTransition(r.action, p.state, r.to);
-  const cols = Object.entries(r.set ?? {}).filter(([k, v]) => SETTABLE.has(k) && v !== undefined);
-  const params: unknown[] = [p.iccid, p.state, r.to, ...cols.map(([, v]) => v)];
+export interface SqlPart {
+  sql: string;
+  params: unknown[];
+}
+
+export interface ProfileListener {
+  /** Select-list expressions over the profile row `p`, each `… AS name` (read with the lock). */
+  columns?: string[];
+  /** Parts of the writing statement for a change (none when the listener has nothing to do). */
+  parts?(c: ProfileChange): SqlPart[];
+  /** Work that needs its own statements, after the change is written (keep it for rare cases). */
+  after?(q: Queryable, c: ProfileChange): Promise<void>;
+}
+
+const listeners: ProfileListener[] = [];
+
+/** Registers what follows from a profile change. Modules call it once, when they are loaded. */
+export function onProfileChange(l: ProfileListener): void {
+  listeners.push(l);
+}
+
+/** `, expr AS name, …` of every listener, for `SELECT p.*${profileColumns()} FROM profiles p …`. */
+export function profileColumns(): string {
+  return listeners.flatMap((l) => l.columns ?? []).map((c) => `, ${c}`).join('');
+}
+
+// The history of every change: the first listener, so events are recorded before anything else.
+onProfileChange({
+  parts: (c) => [{
+    sql: `INSERT INTO profile_events (iccid, event, detail) SELECT t.iccid, $1::text, $2::jsonb FROM t`,
+    params: [EVENT[c.action](c.to, { device_state: c.set?.device_state ?? c.row.device_state }), JSON.stringify({ from: c.from, to: c.to, ...(c.detail ?? {}) })],
+  }],
+});
+
+/** Whether a row carries every column the listeners add to the locked read. */
+export function hasListenerColumns(row: object): boolean {
+  return listeners.every((l) => (l.columns ?? []).every((c) => (c.match(/\bAS\s+(\w+)\s*$/i)?.[1] ?? '') in row));
+}
+
+/** Renumbers the `$n` of a part's SQL by `offset`. */
+function shift(sql: string, offset: number): string {
+  return offset ? sql.replace(/\$(\d+)/g, (_m, n: string) => `$${Number(n) + offset}`) : sql;
+}
+
+/**
+ * One statement that writes a change: the guarded UPDATE of the profile as `t`, then every
+ * listener's parts and the caller's own `extra` parts (session or notification writes, …), as
+ * data-modifying CTEs that PostgreSQL runs to completion whether or not the final SELECT reads
+ * them; the statement answers the updated row, or nothing when the row was no longer in `from`.
+ */
+export function changeStatement(c: ProfileChange, extra: SqlPart[] = []): SqlPart {
+  checkTransition(c.action, c.from, c.to);
+  const cols = Object.entries(c.set ?? {}).filter(([k, v]) => SETTABLE.has(k) && v !== undefined);
+  const params: unknown[] = [c.iccid, c.from, c.to, ...cols.map(([, v]) => v)];
   const sets = cols.map(([k], i) => `${k} = $${i + 4}`);
-  const rows = await q.query<LockedProfile>(
-    `UPDATE profiles SET state = $3, ${[...sets, 'updated_at = now()'].join(', ')}
-      WHERE iccid = $1 AND state = $2 RETURNING *`,
-    params,
-  );
+  // A step recorded in place that sets nothing leaves the row as it is (only its history grows).
+  const ctes = [cols.length || !IN_PLACE.has(c.action)
+    ? `t AS (UPDATE profiles SET state = $3, ${[...sets, 'updated_at = now()'].join(', ')} WHERE iccid = $1 AND state = $2 RETURNING *)`
+    : `t AS (SELECT * FROM profiles WHERE iccid = $1 AND state = $2 AND state = $3)`];
+  const parts = [...listeners.flatMap((l) => l.parts?.(c) ?? []), ...extra];
+  parts.forEach((p, i) => {
+    ctes.push(`w${i} AS (${shift(p.sql, params.length)})`);
+    params.push(...p.params);
+  });
+  return { sql: `WITH ${ctes.join(',\n')}\nSELECT * FROM t`, params };
+}
+
+/**
+ * Applies a change to the locked profile `p` (8.2.1/3.5 and no change when illegal): one statement
+ * for the change, what listeners add to it and `extra`, then the listeners' `after` work. The UPDATE
+ * is guarded by the state read under the lock, so a caller that forgot the lock still cannot apply a
+ * transition twice.
+ */
+export async function transition(q: Queryable, p: ProfileRow | ProfileContext, r: TransitionRequest, extra: SqlPart[] = []): Promise<LockedProfile> {
+  // A row read without the listeners' columns is read again with them (callers should use lockProfile).
+  const row = hasListenerColumns(p) ? (p as ProfileContext) : await lockProfile(q, p.iccid);
+  if (!row) throw new FunctionFailed(SC.iccidUnknown, `no profile ${p.iccid}`);
+  const change: ProfileChange = { ...r, iccid: p.iccid, from: p.state, row };
+  const st = changeStatement(change, extra);
+  const rows = await q.query<LockedProfile>(st.sql, st.params);
   if (!rows[0]) throw new FunctionFailed(SC.invalidTransition, `profile ${p.iccid} is no longer ${p.state}`);
-  await event(q, p.iccid, EVENT[r.action](r.to), { from: p.state, to: r.to, ...(r.detail ?? {}) });
+  for (const l of listeners) if (l.after) await l.after(q, change);
   return rows[0];
 }

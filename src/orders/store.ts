@@ -4,6 +4,7 @@ import type { Queryable } from '../db/db.js';
 import { confirmationCodeDigest } from '../crypto/hashcc.js';
 import { normaliseIccid, withLuhn, isEid } from '../rsp/identifiers.js';
 import { MATCHING_ID_RE } from '../rsp/activation-code.js';
+import { lockProfile, transition } from './state-machine.js';
 
 export type ProfileState =
   | 'Available' | 'Allocated' | 'Linked' | 'Confirmed' | 'Released'
@@ -114,34 +115,32 @@ export async function createReleasedOrder(q: Queryable, o: NewOrder): Promise<Pr
   const taken = await q.query('SELECT 1 FROM profiles WHERE matching_id = $1', [matchingId]);
   if (taken.length) throw new OrderError('conflict', `MatchingID ${matchingId} already in use`);
 
-  let iccid: string;
+  let row: ProfileRow;
   if (o.iccid) {
-    iccid = normaliseIccid(o.iccid);
-    const existing = await q.query<ProfileRow>('SELECT * FROM profiles WHERE iccid = $1 FOR UPDATE', [iccid]);
-    if (!existing[0]) iccid = (await insertProfile(q, o)).iccid;
-    else if (existing[0].state !== 'Available') throw new OrderError('conflict', `profile ${iccid} is ${existing[0].state}, not Available`);
+    const iccid = normaliseIccid(o.iccid);
+    const existing = await lockProfile(q, iccid);
+    if (!existing) row = await insertProfile(q, o);
+    else if (existing.state !== 'Available') throw new OrderError('conflict', `profile ${iccid} is ${existing.state}, not Available`);
+    else row = existing;
   } else {
-    iccid = (await insertProfile(q, o)).iccid;
+    row = await insertProfile(q, o);
   }
-  const rows = await q.query<ProfileRow>(
-    `UPDATE profiles SET state = 'Released', matching_id = $2, eid = $3, cc_digest = $4,
-        cc_attempts = 0, download_attempts = 0,
-        cc_max_attempts = COALESCE($5, cc_max_attempts), max_download_attempts = COALESCE($6, max_download_attempts),
-        expires_at = CASE WHEN $7::integer IS NULL THEN NULL ELSE now() + make_interval(secs => $7::integer) END,
-        device_state = NULL, updated_at = now()
-     WHERE iccid = $1 RETURNING *`,
-    [
-      iccid,
-      matchingId,
-      o.eid ?? null,
-      o.confirmationCode !== undefined ? confirmationCodeDigest(o.confirmationCode) : null,
-      o.maxConfirmationCodeAttempts ?? null,
-      o.maxDownloadAttempts ?? null,
-      o.expiresIn ?? null,
-    ],
-  );
-  await event(q, iccid, 'released', { matchingId, eid: o.eid ?? null, confirmationCode: o.confirmationCode !== undefined });
-  return rows[0]!;
+  return transition(q, row, {
+    action: 'released',
+    to: 'Released',
+    set: {
+      matching_id: matchingId,
+      eid: o.eid ?? null,
+      cc_digest: o.confirmationCode !== undefined ? confirmationCodeDigest(o.confirmationCode) : null,
+      cc_attempts: 0,
+      download_attempts: 0,
+      ...(o.maxConfirmationCodeAttempts !== undefined ? { cc_max_attempts: o.maxConfirmationCodeAttempts } : {}),
+      ...(o.maxDownloadAttempts !== undefined ? { max_download_attempts: o.maxDownloadAttempts } : {}),
+      expires_at: o.expiresIn === undefined ? null : new Date(Date.now() + o.expiresIn * 1000),
+      device_state: null,
+    },
+    detail: { matchingId, eid: o.eid ?? null, confirmationCode: o.confirmationCode !== undefined },
+  });
 }
 
 export async function event(q: Queryable, iccid: string, name: string, detail?: Record<string, unknown>): Promise<void> {

@@ -1,0 +1,67 @@
+/**
+ * What one download costs the database (issue: few round trips): every ES9+ function is one
+ * transaction of at most three statements, a whole download (initiateAuthentication,
+ * authenticateClient, getBoundProfilePackage, the install result) at most 12 statements in at most
+ * 4 transactions, with and without an operator callback, and no statement for an unset fault.
+ */
+import t from 'tap';
+import type { Queryable } from '../../src/db/db.js';
+import { addFault } from '../../src/es9plus/faults.js';
+import { newDevice } from '../helpers/device.js';
+import { startWorld, type World } from '../helpers/world.js';
+
+interface Count { statements: string[]; transactions: number }
+
+/** Counts what the app asks of the database: statements (inside transactions or alone) and transactions. */
+function countQueries(w: World): Count {
+  const c: Count = { statements: [], transactions: 0 };
+  const db = w.db as unknown as { query: Queryable['query']; tx: <T>(fn: (q: Queryable) => Promise<T>) => Promise<T> };
+  const query = db.query.bind(db);
+  const tx = db.tx.bind(db);
+  db.query = (sql, params) => {
+    c.statements.push(sql);
+    c.transactions++;
+    return query(sql, params);
+  };
+  db.tx = (fn) => {
+    c.transactions++;
+    return tx((q) => fn({ query: (sql, params) => (c.statements.push(sql), q.query(sql, params)) }));
+  };
+  return c;
+}
+
+for (const withOperator of [false, true]) {
+  t.test(`one download ${withOperator ? 'of an operator with a callback URL' : 'without an operator'}: at most 12 statements in 4 transactions`, async (t) => {
+    const w = await startWorld(t);
+    const { lpa } = await newDevice(w);
+    // A fault for another order exists in one run: it must cost nothing for this one beyond the flag.
+    const order = await w.order();
+    if (withOperator) {
+      await w.db.query(`INSERT INTO operators (id, name, callback_url) VALUES ('op', 'Op', 'http://127.0.0.1:9/cb')`);
+      await w.db.query(`UPDATE profiles SET operator_id = 'op' WHERE iccid = $1`, [order.iccid]);
+    }
+    const c = countQueries(w);
+    const r = await lpa.download(order.activationCode);
+    t.equal(r.notificationSent, true);
+    t.equal((await w.profile(order.iccid))!.state, 'Installed');
+    const during = c.statements.length - 1; // the profile read just above
+    t.ok(during <= 12, `${during} statements per download`);
+    t.ok(c.transactions - 1 <= 4, `${c.transactions - 1} transactions per download`);
+    t.notOk(c.statements.some((s) => /fault_injections WHERE remaining > 0 AND/.test(s)), 'no fault lookup when none is set');
+    const outbox = await w.db.query<{ payload: { notificationPointId: number } }>('SELECT payload FROM outbox ORDER BY id');
+    t.same(outbox.map((o) => o.payload.notificationPointId), withOperator ? [1, 3, 4] : [], 'callbacks written in the same statements');
+  });
+}
+
+t.test('a fault set for another order does not fire; only while one is set do calls look for a matching fault', async (t) => {
+  const w = await startWorld(t);
+  const { lpa } = await newDevice(w);
+  const other = await w.order();
+  await addFault(w.db, { iccid: other.iccid, mode: 'fail', subjectCode: '8.2.6', reasonCode: '3.8' });
+  const order = await w.order();
+  const c = countQueries(w);
+  const r = await lpa.download(order.activationCode);
+  t.equal(r.notificationSent, true, 'the fault for the other order did not fire');
+  t.equal((await w.profile(order.iccid))!.state, 'Installed');
+  t.ok(c.statements.length - 1 > 12, 'with a fault pending, each call also looks for a matching fault');
+});
