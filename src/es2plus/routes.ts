@@ -5,7 +5,7 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { FunctionFailed, SC, successHeader } from '../errors.js';
-import { ADMIN_PROTOCOL, checkAdminProtocol, sendFailed, toFunctionFailed } from '../es9plus/routes.js';
+import { ADMIN_PROTOCOL, checkAdminProtocol, sendFailed, toFunctionFailed } from '../envelope.js';
 import { loadSchemas } from '../schemas.js';
 import { authenticateOperator, checkRequester, credentialsOf, type Es2Context, type Es2Deps, type Es2RequestHeader } from './auth.js';
 import { cancelOrder } from './cancel-order.js';
