@@ -10,10 +10,35 @@ export interface Queryable {
   query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
 }
 
+/** One database connection, held for a while (session-level advisory locks live on one connection). */
+export interface Connection extends Queryable {
+  /** Runs fn in one transaction on this connection. */
+  tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+}
+
+/** A LISTEN on a channel (Database.listen). */
+export interface Listener {
+  /**
+   * true while notifications are being received. On PostgreSQL the listening connection may drop:
+   * it is re-established in the background (and `onNotify` called once then, as notifications may
+   * have been missed), and in between a caller should poll.
+   */
+  readonly active: boolean;
+  close(): Promise<void>;
+}
+
 export interface Database extends Queryable {
   readonly kind: 'pglite' | 'postgres';
   /** Runs fn in one transaction: committed when fn resolves, rolled back when it throws. */
   tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+  /** Runs fn on one connection taken for the whole call (PGlite has just one). */
+  connection<T>(fn: (c: Connection) => Promise<T>): Promise<T>;
+  /**
+   * Calls onNotify on each NOTIFY on `channel` (a lower-case SQL identifier). PostgreSQL: on a
+   * dedicated connection outside the pool; PGlite: the notifications of this process's own
+   * transactions (PGlite is single-process).
+   */
+  listen(channel: string, onNotify: () => void): Promise<Listener>;
   /** Runs a multi-statement script (migrations). */
   exec(sql: string): Promise<void>;
   close(): Promise<void>;
@@ -49,10 +74,27 @@ async function openPglite(dataDir: string): Promise<Database> {
     },
   });
   const base = wrap(pg as never);
+  const tx = <T>(fn: (q: Queryable) => Promise<T>) => pg.transaction((t) => fn(wrap(t as never)));
   return {
     kind: 'pglite',
     query: base.query,
-    tx: (fn) => pg.transaction((t) => fn(wrap(t as never))),
+    tx,
+    connection: (fn) => fn({ query: base.query, tx }),
+    async listen(channel, onNotify) {
+      checkChannel(channel);
+      const unlisten = await pg.listen(channel, () => onNotify());
+      let active = true;
+      return {
+        get active() {
+          return active;
+        },
+        async close() {
+          if (!active) return;
+          active = false;
+          await unlisten().catch(() => {});
+        },
+      };
+    },
     exec: async (sql) => {
       await pg.exec(sql);
     },
@@ -73,11 +115,130 @@ function statement(text: string, values?: unknown[]) {
   return { name, text, values: values as unknown[] };
 }
 
+function checkChannel(channel: string): void {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(channel)) throw new Error(`bad channel name ${JSON.stringify(channel)}`);
+}
+
+/**
+ * Settings every connection starts with. plan_cache_mode=force_custom_plan: a named prepared
+ * statement (see statement()) is planned for its actual parameters on every execution. Left to
+ * itself PostgreSQL switches a statement to a generic plan after five executions, and a generic plan
+ * chosen while a table was nearly empty (a sequential scan of profiles on a fresh database) stays
+ * with that pooled connection for its whole life, however large the table grows.
+ */
+export const CONNECTION_SETTINGS = ['-c plan_cache_mode=force_custom_plan'];
+
+/**
+ * The pg connection config for `url` with CONNECTION_SETTINGS added to the startup `options`,
+ * keeping options given in the URL (`?options=…`) or in PGOPTIONS, which an explicit `options`
+ * would otherwise replace (and a URL's would replace ours).
+ */
+export function pgConnectionConfig(url: string): { connectionString: string; options: string } {
+  let connectionString = url;
+  let given = process.env.PGOPTIONS;
+  try {
+    const u = new URL(url);
+    const inUrl = u.searchParams.get('options');
+    if (inUrl !== null) {
+      given = inUrl;
+      u.searchParams.delete('options');
+      connectionString = u.toString();
+    }
+  } catch {
+    // Not a URL (a libpq keyword string): passed on as it is.
+  }
+  return { connectionString, options: [given, ...CONNECTION_SETTINGS].filter((o) => o && o.trim()).join(' ') };
+}
+
+/** Runs fn in a transaction on a client; `client` must not be used by anyone else meanwhile. */
+async function clientTx<T>(client: import('pg').PoolClient | import('pg').Client, fn: (q: Queryable) => Promise<T>): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    const result = await fn({
+      async query<R>(sql: string, params?: unknown[]) {
+        const r = await client.query(statement(sql, params));
+        return r.rows as R[];
+      },
+    });
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+}
+
 async function openPostgres(url: string, poolSize: number): Promise<Database> {
   const pgmod = await import('pg');
-  const pool = new pgmod.default.Pool({ connectionString: url, max: poolSize });
+  const connConfig = pgConnectionConfig(url);
+  const pool = new pgmod.default.Pool({ ...connConfig, max: poolSize });
   // An idle client that loses its connection must not crash the process.
   pool.on('error', () => {});
+  const listeners = new Set<Listener>();
+
+  /** LISTEN on a dedicated connection, re-established (1 s, 2 s … 30 s apart) when it drops. */
+  async function listen(channel: string, onNotify: () => void): Promise<Listener> {
+    checkChannel(channel);
+    let client: import('pg').Client | undefined;
+    let active = false;
+    let closed = false;
+    let retryMs = 1_000;
+    let timer: NodeJS.Timeout | undefined;
+    const connect = async (): Promise<void> => {
+      const c = new pgmod.default.Client(connConfig);
+      client = c;
+      let lost = false;
+      const onLost = () => {
+        if (lost) return;
+        lost = true;
+        active = false;
+        c.removeAllListeners('notification');
+        c.end().catch(() => {});
+        if (!closed) schedule();
+      };
+      c.on('error', onLost);
+      c.on('end', onLost);
+      c.on('notification', (n) => {
+        if (n.channel === channel) onNotify();
+      });
+      try {
+        await c.connect();
+        await c.query(`LISTEN ${channel}`);
+      } catch {
+        onLost();
+        return;
+      }
+      if (closed) {
+        await c.end().catch(() => {});
+        return;
+      }
+      active = true;
+      retryMs = 1_000;
+      // What was written while nobody listened is due now.
+      onNotify();
+    };
+    const schedule = () => {
+      timer = setTimeout(() => void connect(), retryMs).unref();
+      retryMs = Math.min(retryMs * 2, 30_000);
+    };
+    await connect();
+    const l: Listener = {
+      get active() {
+        return active;
+      },
+      async close() {
+        if (closed) return;
+        closed = true;
+        active = false;
+        listeners.delete(l);
+        clearTimeout(timer);
+        await client?.end().catch(() => {});
+      },
+    };
+    listeners.add(l);
+    return l;
+  }
+
   return {
     kind: 'postgres',
     async query<T>(sql: string, params?: unknown[]) {
@@ -87,26 +248,38 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
     async tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
       const client = await pool.connect();
       try {
-        await client.query('BEGIN');
-        const result = await fn({
-          async query<R>(sql: string, params?: unknown[]) {
-            const r = await client.query(statement(sql, params));
-            return r.rows as R[];
-          },
-        });
-        await client.query('COMMIT');
-        return result;
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw err;
+        return await clientTx(client, fn);
       } finally {
         client.release();
       }
     },
+    async connection<T>(fn: (c: Connection) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      try {
+        return await fn({
+          async query<R>(sql: string, params?: unknown[]) {
+            const r = await client.query(statement(sql, params));
+            return r.rows as R[];
+          },
+          tx: (f) => clientTx(client, f),
+        });
+      } catch (err) {
+        // The connection may hold session state (an advisory lock) it could not undo: not reused.
+        broken = err as Error;
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    },
+    listen,
     async exec(sql) {
       await pool.query(sql);
     },
-    close: () => pool.end(),
+    async close() {
+      await Promise.all([...listeners].map((l) => l.close()));
+      await pool.end();
+    },
   };
 }
 

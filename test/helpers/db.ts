@@ -34,3 +34,21 @@ export async function openTestDb(t: Teardown): Promise<Database & { url?: string
   });
   return Object.assign(db, { url: url.toString() });
 }
+
+/**
+ * A new, empty (not migrated) database on the PostgreSQL server of DATABASE_URL, dropped at
+ * teardown; its URL. PostgreSQL only.
+ */
+export async function emptyPgDatabase(t: Teardown): Promise<string> {
+  if (!process.env.DATABASE_URL) throw new Error('emptyPgDatabase needs DATABASE_URL');
+  const admin = await openDatabase({ url: process.env.DATABASE_URL, poolSize: 1 });
+  const name = `mocksmdp_t_${randomBytes(6).toString('hex')}`;
+  await admin.query(`CREATE DATABASE ${name}`);
+  t.teardown(async () => {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.close();
+  });
+  const url = new URL(process.env.DATABASE_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
