@@ -13,7 +13,7 @@ import type { Es9Deps } from './context.js';
 import { certificateEid, verifyEuiccChain } from './certificates.js';
 import { checkFaultsHandled } from './faults.js';
 import { b64, codeName, decodeField, transactionIdOf } from './input.js';
-import { FAULTS_PENDING, SESSION_SELECT, sessionOf, type SessionRow } from './sessions.js';
+import { FAULTS_PENDING, SESSION_SELECT, canSessionStep, sessionOf, type SessionRow, type SessionStep } from './sessions.js';
 
 export interface AuthenticateClientRequest {
   transactionId: string;
@@ -23,10 +23,10 @@ export interface AuthenticateClientRequest {
 
 type OrderRow = ProfileContext & Pick<ProfileTypeRow, 'service_provider_name' | 'profile_name' | 'profile_class'>;
 
-/** Verify the session exists, is live and awaits authenticateClient, otherwise 8.10.1/3.9. */
-export function checkSessionState(session: SessionRow | undefined, expected: SessionRow['state'], tid: string): SessionRow {
+/** Verify the session exists, is live and may take this step (SESSION_STEPS), otherwise 8.10.1/3.9. */
+export function checkSessionState(session: SessionRow | undefined, step: SessionStep, tid: string): SessionRow {
   if (!session) throw new FunctionFailed(SC.transactionUnknown, `unknown or expired transactionId ${tid}`);
-  check(session.state === expected, SC.transactionUnknown, `transactionId ${tid} is not awaiting this function`);
+  check(canSessionStep(session, step), SC.transactionUnknown, `transactionId ${tid} is not awaiting this function`);
   return session;
 }
 
@@ -124,7 +124,7 @@ export async function authenticateClient(deps: Es9Deps, req: AuthenticateClientR
 
   return deps.db.tx(async (q) => {
     const read = await readSessionAndOrder(q, tid.hex, matchingId, claimedEid);
-    const session = checkSessionState(read?.session, 'initiated', tid.hex);
+    const session = checkSessionState(read?.session, 'authenticateClient', tid.hex);
     checkFaultsHandled(deps, read!);
     if ('error' in asr) {
       throw new FunctionFailed(SC.euiccVerificationFailed, `eUICC refused the server: ${codeName(AUTHENTICATE_ERROR, asr.error.code)}`);

@@ -16,7 +16,7 @@ import { decodePendingNotification, type OtherSignedNotification, type ProfileIn
 import type { Es9Deps } from './context.js';
 import { sessionEuiccCertificate, verifyEuiccChain } from './certificates.js';
 import { b64 } from './input.js';
-import { FAULTS_PENDING, lockSessionWithProfile, tidHex, type SessionRow } from './sessions.js';
+import { FAULTS_PENDING, canSessionStep, lockSessionWithProfile, tidHex, type SessionRow } from './sessions.js';
 import { checkFaultsHandled } from './faults.js';
 
 export interface HandleNotificationRequest {
@@ -88,7 +88,7 @@ async function handleInstallResult(deps: Es9Deps, raw: Buffer, pir: ProfileInsta
     if (read) checkFaultsHandled(deps, read);
     const session = read?.session;
     const base = { kind: 'install', transactionId: tid, seqNumber: meta.seqNumber, iccid: named ?? null };
-    if (!session || session.state !== 'bound' || !session.euicc_certificate) {
+    if (!session || !canSessionStep(session, 'installResult') || !session.euicc_certificate) {
       return record(q, raw, { ...base, verified: false, outcome: 'unknown-transaction' });
     }
     const key = sessionEuiccCertificate(session.euicc_certificate).publicKey;

@@ -27,6 +27,25 @@ export interface SessionRow {
 
 export const tidHex = (tid: Buffer) => tid.toString('hex').toUpperCase();
 
+export type SessionStep = 'authenticateClient' | 'getBoundProfilePackage' | 'resendBoundProfilePackage' | 'installResult' | 'cancelSession';
+
+/**
+ * The RSP session's own small state machine (notes §5.2): the states each ES9+ step may run in, and
+ * the state it leaves the session in ('ended': the row is deleted). initiateAuthentication creates a
+ * session 'initiated'; expiry ends any.
+ */
+export const SESSION_STEPS: Readonly<Record<SessionStep, { from: readonly SessionState[]; to: SessionState | 'ended' }>> = {
+  authenticateClient: { from: ['initiated'], to: 'authenticated' },
+  getBoundProfilePackage: { from: ['authenticated'], to: 'bound' },
+  resendBoundProfilePackage: { from: ['bound'], to: 'bound' },
+  installResult: { from: ['bound'], to: 'ended' },
+  cancelSession: { from: ['initiated', 'authenticated', 'bound'], to: 'ended' },
+};
+
+export function canSessionStep(session: Pick<SessionRow, 'state'>, step: SessionStep): boolean {
+  return SESSION_STEPS[step].from.includes(session.state);
+}
+
 export async function insertSession(
   q: Queryable,
   s: Pick<SessionRow, 'transaction_id' | 'ci_ski' | 'server_address' | 'euicc_challenge' | 'server_challenge'>,
