@@ -24,7 +24,14 @@ export async function buildApp(deps: AppDeps, opts: FastifyServerOptions = {}): 
   const app = Fastify({
     logger: opts.logger ?? { level: deps.config.logLevel },
     bodyLimit: 4 * 1024 * 1024,
+    // One line per request costs more than some ES9+ functions: requests are logged at debug only.
+    disableRequestLogging: true,
     ...opts,
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    if ((req.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('debug')) {
+      req.log.debug({ method: req.method, url: req.url, statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request completed');
+    }
   });
 
   // Errors raised before a handler runs (malformed JSON, wrong content type) on an SGP.22 path still

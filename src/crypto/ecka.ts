@@ -69,6 +69,26 @@ export function generateOtKeyPair(curve: CurveName): { privateKey: KeyObject; pu
   return { privateKey, publicPoint: sec1Parts(privateKey).point };
 }
 
+/**
+ * A fresh one-time key pair on `curve` used at once for ECKA with `peerPoint` and then forgotten, as the
+ * SM-DP+ does when it binds a profile (notes §3.2): its public point and the shared secret Z. No private
+ * KeyObject is made on P-256.
+ */
+export function eckaWithFreshKey(curve: CurveName, peerPoint: Buffer): { publicPoint: Buffer; z: Buffer } {
+  checkPointFormat(peerPoint);
+  if (curve !== 'P-256') {
+    const ot = generateOtKeyPair(curve);
+    return { publicPoint: ot.publicPoint, z: ecka(ot.privateKey, peerPoint) };
+  }
+  const ecdh = createECDH(CURVES[curve].nodeName);
+  const publicPoint = ecdh.generateKeys();
+  try {
+    return { publicPoint, z: ecdh.computeSecret(peerPoint) };
+  } catch {
+    throw new CryptoError('invalidPoint', 'peer point is not on the curve of the private key');
+  }
+}
+
 /** Public KeyObject from `04‖X‖Y`; CryptoError 'invalidPoint' if malformed or not on the curve. */
 export function publicKeyFromPoint(curve: CurveName, point: Buffer): KeyObject {
   checkPointFormat(point);

@@ -1,7 +1,8 @@
 /** ES9+.GetBoundProfilePackage (SGP.22 §5.6.2): verify the eUICC, check the confirmation code, bind and protect the profile. */
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { signRaw, verifyRaw } from '../crypto/ecdsa.js';
-import { ecka, generateOtKeyPair } from '../crypto/ecka.js';
+import type { CurveName } from '../crypto/curves.js';
+import { eckaWithFreshKey } from '../crypto/ecka.js';
 import { hashCc } from '../crypto/hashcc.js';
 import { deriveSessionKeys } from '../crypto/kdf.js';
 import { chunk, MAX_ENCRYPTED_PLAINTEXT, MAX_MAC_ONLY_PLAINTEXT, Scp03tWriter } from '../crypto/scp03t.js';
@@ -16,7 +17,7 @@ import type { Es9Deps } from './context.js';
 import { checkSessionState, checkSignedTransactionId } from './authenticate-client.js';
 import { sessionEuiccCertificate } from './certificates.js';
 import { b64, codeName, decodeField, transactionIdOf } from './input.js';
-import { lockSessionWithProfile, type SessionRead, type SessionRow } from './sessions.js';
+import { canSessionStep, lockSessionWithProfile, type SessionRead, type SessionRow } from './sessions.js';
 import { checkFaultsHandled } from './faults.js';
 
 export interface GetBoundProfilePackageRequest {
@@ -54,11 +55,11 @@ export function checkConfirmationCode(order: ProfileRow, session: SessionRow, ti
 
 /** Protects the profile for this eUICC: ECKA with a fresh one-time key, session keys, SCP03t segments (notes §2.3, §3.2, §3.3). */
 export function bindProfilePackage(opts: {
-  tid: Buffer; eid: string; euiccOtpk: Buffer; pbKey: KeyObject; curve: Parameters<typeof generateOtKeyPair>[0];
+  tid: Buffer; eid: string; euiccOtpk: Buffer; pbKey: KeyObject; curve: CurveName;
   metadata: Buffer; upp: Buffer;
 }): Buffer {
-  const ot = generateOtKeyPair(opts.curve);
-  const z = ecka(ot.privateKey, opts.euiccOtpk);
+  const ot = eckaWithFreshKey(opts.curve, opts.euiccOtpk);
+  const z = ot.z;
   const hostId = randomBytes(8);
   const keys = deriveSessionKeys(z, hostId, opts.eid);
   const smdpSign = signRaw(opts.pbKey, smdpSignInput(opts.tid, hostId, ot.publicPoint, opts.euiccOtpk));
@@ -111,8 +112,8 @@ export async function getBoundProfilePackage(deps: Es9Deps, req: GetBoundProfile
   const result = await deps.db.tx(async (q) => {
     const read = await lockSessionWithProfile(q, tid.hex, { template: true, bpp: true });
     if (read) checkFaultsHandled(deps, read);
-    if (read?.session.state === 'bound') return resendBoundProfilePackage(q, read.session, read.profile, tid, checkPrepareDownload(read.session, tid, pdr));
-    const s = checkSessionState(read?.session, 'authenticated', tid.hex);
+    if (read && canSessionStep(read.session, 'resendBoundProfilePackage')) return resendBoundProfilePackage(q, read.session, read.profile, tid, checkPrepareDownload(read.session, tid, pdr));
+    const s = checkSessionState(read?.session, 'getBoundProfilePackage', tid.hex);
     const euiccSigned2 = checkPrepareDownload(s, tid, pdr);
 
     const order = read!.profile;

@@ -24,7 +24,7 @@ import {
 } from '../rsp/identifiers.js';
 import { buildProfile } from './profile.js';
 import {
-  ALGORITHM, PE_TAG, decodeSpn, peTypeOfTag, readAkaParameter, readSecurityDomainKeys, type PeType, type SecurityDomainKey,
+  ALGORITHM, PE_TAG, accForImsi, decodeSpn, peTypeOfTag, readAkaParameter, readSecurityDomainKeys, type PeType, type SecurityDomainKey,
 } from './elements.js';
 import { SaipError } from './errors.js';
 
@@ -340,6 +340,37 @@ export interface Subscription extends Personalisation {
   scp03Keys: Buffer | null;
 }
 
+/** A placeholder subscription for the generated profile's skeleton (every value is overwritten). */
+const SKELETON = {
+  iccid: '89000000000000000000', imsi: '001010000000000', ki: Buffer.alloc(16), opc: Buffer.alloc(16),
+  sdKeys: { kvn: SCP03_KVN, enc: Buffer.alloc(16), mac: Buffer.alloc(16), dek: Buffer.alloc(16) },
+};
+
+interface Skeleton {
+  template: ProfileTemplate;
+  /** EF.ACC of the USIM (2 bytes, from the IMSI's last digit) and the MNO-SD's ENC, MAC, DEK key data. */
+  efAcc: Slot;
+  sdKeys: [Slot, Slot, Slot];
+}
+
+let skeleton: Skeleton | undefined;
+
+/**
+ * The server's generated profile, built once per process with placeholder values (it is derived from
+ * this code only) and read like a template, so each order costs a copy and a few writes.
+ */
+function generatedSkeleton(): Skeleton {
+  if (skeleton) return skeleton;
+  const der = buildProfile(SKELETON);
+  const template = readTemplate(der, { verify: false });
+  const pes = decodeAll(der);
+  const at = (t: Tlv): Slot => ({ offset: t.raw.byteOffset - der.byteOffset + t.headerLength, length: t.length });
+  const acc = pes.find((p) => p.tag === PE_TAG.usim)!.get(0xb2).get(0x83);
+  const keys = pes.find((p) => p.tag === PE_TAG.securityDomain)!.get(0xa2).children().map((k) => at(k.get(0x30).get(0x30).get(0x86)));
+  skeleton = { template, efAcc: at(acc), sdKeys: keys as [Slot, Slot, Slot] };
+  return skeleton;
+}
+
 /**
  * The Unprotected Profile Package of one order: its type's template personalised, or, for a type
  * without a template, the server's own profile with an MNO-SD SCP03 key set (docs/profiles.md).
@@ -347,10 +378,11 @@ export interface Subscription extends Personalisation {
 export function orderProfilePackage(s: Subscription, template: Buffer | null): Buffer {
   if (template) return personalise(readTemplate(template, { verify: false }), s);
   const keys = s.scp03Keys?.length === 48 ? s.scp03Keys : randomBytes(48);
-  return buildProfile({
-    iccid: s.iccid, imsi: s.imsi, ki: s.ki, opc: s.opc,
-    sdKeys: { kvn: SCP03_KVN, enc: keys.subarray(0, 16), mac: keys.subarray(16, 32), dek: keys.subarray(32, 48) },
-  });
+  const g = generatedSkeleton();
+  const out = personalise(g.template, s);
+  accForImsi(normaliseImsi(s.imsi)).copy(out, g.efAcc.offset);
+  g.sdKeys.forEach((slot, i) => keys.copy(out, slot.offset, 16 * i, 16 * i + 16));
+  return out;
 }
 
 /** The key lists of every securityDomain PE of a package, with each domain's instance AID. */

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { createPublicKey, diffieHellman, generateKeyPairSync } from 'node:crypto';
 import { CURVES } from '../../src/crypto/curves.js';
-import { ecka, generateOtKeyPair, pointOfPublicKey, publicKeyFromPoint } from '../../src/crypto/ecka.js';
+import { ecka, eckaWithFreshKey, generateOtKeyPair, pointOfPublicKey, publicKeyFromPoint } from '../../src/crypto/ecka.js';
 import { CryptoError } from '../../src/crypto/errors.js';
 import { signRaw, verifyRaw } from '../../src/crypto/ecdsa.js';
 
@@ -22,6 +22,17 @@ for (const curve of ['P-256', 'brainpoolP256r1'] as const) {
       t.same(pointOfPublicKey(dp.privateKey), dp.publicPoint);
       t.same(pointOfPublicKey(createPublicKey(dp.privateKey)), dp.publicPoint);
     }
+  });
+
+  t.test(`${curve}: eckaWithFreshKey agrees with the peer's ECKA and draws a new key each time`, async (t) => {
+    const eu = generateOtKeyPair(curve);
+    const a = eckaWithFreshKey(curve, eu.publicPoint);
+    const b = eckaWithFreshKey(curve, eu.publicPoint);
+    t.equal(a.publicPoint.length, 65);
+    t.same(ecka(eu.privateKey, a.publicPoint), a.z, 'the peer derives the same Z');
+    t.same(ecka(eu.privateKey, b.publicPoint), b.z);
+    t.not(a.publicPoint.toString('hex'), b.publicPoint.toString('hex'));
+    t.throws(() => eckaWithFreshKey(curve, Buffer.alloc(65, 4)), invalidPoint);
   });
 
   t.test(`${curve}: keys not made here (PEM/DER imports) work too`, async (t) => {

@@ -191,3 +191,12 @@ t.test("the generated profile carries the order's SCP03 key set in its MNO secur
   const fromTemplate = orderProfilePackage({ ...sub, scp03Keys: keys }, own);
   t.same(sdKeys(fromTemplate).map((k) => k.key), ['e1'.repeat(16), 'a1'.repeat(16), 'd1'.repeat(16)]);
 });
+
+t.test('the generated profile from its skeleton is byte for byte what buildProfile makes', async (t) => {
+  for (const [iccid, imsi] of [['89000123456789012341', '001010123456789'], ['8944123456789012345', '23410987654'], ['8988211234567890123', '310410123456']]) {
+    const keys = Buffer.from(Array.from({ length: 48 }, (_v, i) => i + 1));
+    const s = { iccid, imsi, ki: Buffer.alloc(16, 0x5a), opc: Buffer.alloc(16, 0xa5), scp03Keys: keys };
+    const built = buildProfile({ ...s, sdKeys: { kvn: SCP03_KVN, enc: keys.subarray(0, 16), mac: keys.subarray(16, 32), dek: keys.subarray(32) } });
+    t.ok(orderProfilePackage(s, null).equals(built), `${iccid} / ${imsi}`);
+  }
+});
