@@ -4,7 +4,7 @@
  * loopback callers are served.
  */
 import { timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import type { Database } from '../db/db.js';
 import { createReleasedOrder, getProfile, OrderError, profileHistory, publicProfile } from '../orders/store.js';
@@ -94,15 +94,21 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminDeps) {
     }
   });
 
-  app.get<{ Params: { iccid: string } }>('/admin/profiles/:iccid', async (req, reply) => {
-    let p;
+  /** The profile named in the URL, or undefined after answering 400 (not an ICCID) or 404. */
+  const profileOr4xx = async (iccid: string, reply: FastifyReply) => {
     try {
-      p = await getProfile(deps.db, req.params.iccid);
+      const p = await getProfile(deps.db, iccid);
+      if (!p) reply.code(404).send({ error: 'notFound', message: `no profile ${iccid}` });
+      return p;
     } catch (err) {
-      if (err instanceof IdentifierError) return reply.code(400).send({ error: 'invalid', message: err.message });
+      if (err instanceof IdentifierError) return void reply.code(400).send({ error: 'invalid', message: err.message });
       throw err;
     }
-    if (!p) return reply.code(404).send({ error: 'notFound', message: `no profile ${req.params.iccid}` });
+  };
+
+  app.get<{ Params: { iccid: string } }>('/admin/profiles/:iccid', async (req, reply) => {
+    const p = await profileOr4xx(req.params.iccid, reply);
+    if (!p) return reply;
     const history = await profileHistory(deps.db, p.iccid);
     const notifications = await deps.db.query<{ received_at: Date; kind: string; verified: boolean; outcome: string; seq_number: number | null }>(
       'SELECT received_at, kind, verified, outcome, seq_number FROM notifications WHERE iccid = $1 ORDER BY id',
@@ -118,14 +124,8 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminDeps) {
   // The secrets of one profile, for the operator that loads them into its network and its OTA platform:
   // Ki/OPc and the MNO-SD keys, read from the profile package the order produces (docs/profiles.md).
   app.get<{ Params: { iccid: string } }>('/admin/profiles/:iccid/keys', async (req, reply) => {
-    let p;
-    try {
-      p = await getProfile(deps.db, req.params.iccid);
-    } catch (err) {
-      if (err instanceof IdentifierError) return reply.code(400).send({ error: 'invalid', message: err.message });
-      throw err;
-    }
-    if (!p) return reply.code(404).send({ error: 'notFound', message: `no profile ${req.params.iccid}` });
+    const p = await profileOr4xx(req.params.iccid, reply);
+    if (!p) return reply;
     const template = (await profileTypeTemplate(deps.db, p.profile_type)) ?? null;
     const upp = orderProfilePackage({ iccid: p.iccid, imsi: p.imsi, ki: p.ki, opc: p.opc, scp03Keys: p.scp03_keys }, template);
     const hex = (b: Buffer) => b.toString('hex').toUpperCase();
