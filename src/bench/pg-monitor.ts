@@ -40,7 +40,15 @@ export interface PgCpu {
   /** CPU seconds of PostgreSQL's shared processes (no database) over the window: not counted. */
   sharedCpu: number;
   samples: number;
+  /**
+   * pg_stat_database counters of the database over the window (backends report them at most once a
+   * second, so a few of the last transactions may be missing): transactions (each statement outside
+   * BEGIN…COMMIT is one) and rows written.
+   */
+  stats: { commits: number; rollbacks: number; rowsInserted: number; rowsUpdated: number; rowsDeleted: number } | null;
 }
+
+type DbStats = NonNullable<PgCpu['stats']>;
 
 export class PgBackendMonitor {
   readonly #client: pg.Client;
@@ -54,6 +62,7 @@ export class PgBackendMonitor {
   #unreadable = new Set<number>();
   #samples = 0;
   #busy: Promise<void> | undefined;
+  #stats0: DbStats | null = null;
 
   private constructor(client: pg.Client, database: string, intervalMs: number) {
     this.#client = client;
@@ -76,6 +85,26 @@ export class PgBackendMonitor {
       [this.#database],
     );
     return r.rows;
+  }
+
+  async #dbStats(): Promise<DbStats | null> {
+    try {
+      const r = await this.#client.query<Record<string, string>>(
+        `SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_deleted FROM pg_stat_database WHERE datname = $1`,
+        [this.#database],
+      );
+      const row = r.rows[0];
+      if (!row) return null;
+      return {
+        commits: Number(row.xact_commit),
+        rollbacks: Number(row.xact_rollback),
+        rowsInserted: Number(row.tup_inserted),
+        rowsUpdated: Number(row.tup_updated),
+        rowsDeleted: Number(row.tup_deleted),
+      };
+    } catch {
+      return null;
+    }
   }
 
   async #sample(initial: boolean): Promise<void> {
@@ -118,6 +147,7 @@ export class PgBackendMonitor {
       // not Linux: every backend first seen later counts from its first sighting
     }
     this.#startTicks = Number.isFinite(uptime) ? Math.floor(uptime * CLK_TCK) : Infinity;
+    this.#stats0 = await this.#dbStats();
     await this.#sample(true);
     this.#timer = setInterval(() => {
       this.#busy ??= this.#sample(false)
@@ -132,6 +162,9 @@ export class PgBackendMonitor {
     this.#timer = undefined;
     await this.#busy;
     await this.#sample(false);
+    const s0 = this.#stats0;
+    const s1 = await this.#dbStats();
+    const stats = s0 && s1 ? (Object.fromEntries(Object.keys(s1).map((k) => [k, s1[k as keyof DbStats] - s0[k as keyof DbStats]])) as DbStats) : null;
     const byType: Record<string, number> = {};
     let backendsCpu = 0;
     let exited = 0;
@@ -153,6 +186,7 @@ export class PgBackendMonitor {
       unreadable: this.#unreadable.size,
       sharedCpu,
       samples: this.#samples,
+      stats,
     };
   }
 

@@ -311,7 +311,15 @@ interface Summary {
     /** The server's processes (a cluster's primary and all its children, exited ones included). */
     server: (PerDownload & { pids: number[]; how: string }) | null;
     /** The backends of the server's own database (pg_stat_activity.datname), from /proc. */
-    postgres: (PerDownload & Omit<PgCpu, 'backendsCpu' | 'sharedCpu' | 'samples' | 'database'> & { database: string; sharedProcessesSeconds: number; sharedProcessesPerDownloadMs: number }) | null;
+    postgres:
+      | (PerDownload & Omit<PgCpu, 'backendsCpu' | 'sharedCpu' | 'samples' | 'database' | 'stats'> & {
+          database: string;
+          sharedProcessesSeconds: number;
+          sharedProcessesPerDownloadMs: number;
+          /** pg_stat_database of the run per download: transactions (autocommit statements count one each) and rows written. */
+          perDownload: { transactions: number; rowsInserted: number; rowsUpdated: number; rowsDeleted: number } | null;
+        })
+      | null;
     /** client + server + postgres per download, and the rate that CPU would allow on all CPUs of this machine. */
     totalPerDownloadMs: number | null;
     cpuBoundDownloadsPerSecond: number | null;
@@ -380,6 +388,7 @@ function printSummary(s: Summary): void {
     row('client (bench process)', cpu.client, cpu.client.workerThreadsPerDownloadMs === null ? '' : `of which worker threads ${cpu.client.workerThreadsPerDownloadMs.toFixed(2)} ms`),
     row(`server${cpu.server ? ` (${cpu.server.pids.length === 1 ? `pid ${cpu.server.pids[0]}` : `${cpu.server.pids.length} processes`})` : ''}`, cpu.server, cpu.server ? cpu.server.how : 'unknown pid: give --server-pid'),
     row('PostgreSQL (db backends)', pg, pg ? `${pg.database}: ${pg.seen} backends, ${pg.started} started and ${pg.exited} ended during the run` : c.database.kind === 'postgres' ? 'give --database-url to count its backends' : c.database.kind === 'pglite' ? 'PGlite runs inside the server process: counted as server' : ''),
+    ...(pg?.perDownload ? [`    ${''.padEnd(30)}${''.padStart(8)}  per download: ${pg.perDownload.transactions} transactions, rows ${pg.perDownload.rowsInserted} inserted, ${pg.perDownload.rowsUpdated} updated, ${pg.perDownload.rowsDeleted} deleted`] : []),
     `    ${'total'.padEnd(30)}${f2(cpu.totalPerDownloadMs).padStart(8)}${''.padStart(18)}${cpu.cpuBoundDownloadsPerSecond === null ? '' : `  → CPU-bound estimate ${cpu.cpuBoundDownloadsPerSecond.toFixed(0)} downloads/s on ${c.cpus} CPUs`}`,
     `    not counted: ${pg ? `PostgreSQL's shared processes (all databases) ${pg.sharedProcessesPerDownloadMs.toFixed(2)} ms/download, ` : ''}other processes on the machine ${s.machine.otherCpuSeconds === null ? 'n/a' : `${s.machine.otherCpuSeconds.toFixed(2)} s`}`,
     `  server RSS ${mb(s.server.rssBytes)} at the end, peak ${mb(s.server.peakRssBytes)}`,
@@ -755,6 +764,15 @@ async function main(argv: string[]): Promise<number> {
               unreadable: pgCpu.unreadable,
               sharedProcessesSeconds: r2(pgCpu.sharedCpu),
               sharedProcessesPerDownloadMs: r3(per(pgCpu.sharedCpu)),
+              perDownload:
+                pgCpu.stats && okCount
+                  ? {
+                      transactions: r1((pgCpu.stats.commits + pgCpu.stats.rollbacks) / okCount),
+                      rowsInserted: r1(pgCpu.stats.rowsInserted / okCount),
+                      rowsUpdated: r1(pgCpu.stats.rowsUpdated / okCount),
+                      rowsDeleted: r1(pgCpu.stats.rowsDeleted / okCount),
+                    }
+                  : null,
             }
           : null,
         totalPerDownloadMs: total === null || !okCount ? null : r3(per(total)),
