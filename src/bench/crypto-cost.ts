@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { CurveName } from '../crypto/curves.js';
 import { signRaw, verifyRaw } from '../crypto/ecdsa.js';
-import { ecka, generateOtKeyPair } from '../crypto/ecka.js';
+import { eckaWithFreshKey, generateOtKeyPair } from '../crypto/ecka.js';
 import { deriveSessionKeys } from '../crypto/kdf.js';
 import { chunk, MAX_ENCRYPTED_PLAINTEXT, MAX_MAC_ONLY_PLAINTEXT, Scp03tWriter } from '../crypto/scp03t.js';
 import { checkIssued, RSP_ROLE, type Certificate } from '../crypto/x509.js';
@@ -74,8 +74,7 @@ export const CRYPTO_STEPS = [
   'verify euiccSignature1',
   'sign smdpSigned2 (DPpb)',
   'verify euiccSignature2',
-  'generate one-time key pair',
-  'ECKA (ECDH)',
+  'one-time key pair + ECKA (ECDH)',
   'KDF (session keys)',
   'sign smdpSign (DPpb)',
   'SCP03t: 87 ConfigureISDP',
@@ -101,14 +100,13 @@ const NO_LAP = (_step: CryptoStep) => {};
  *   5. sign smdpSigned2 ‖ euiccSignature1 DO with SK.DPpb (signRaw)
  *  ES9+.GetBoundProfilePackage (§5.6.2; bindProfilePackage)
  *   6. verify euiccSignature2 over euiccSigned2 ‖ smdpSignature2 DO (verifyRaw)
- *   7. generate the one-time key pair (generateOtKeyPair)
- *   8. ECKA with euiccOtpk (ecka)
- *   9. X9.63 KDF to S-ENC, S-MAC, MCV (deriveSessionKeys), with a random hostId
- *  10. sign smdpSign over the InitialiseSecureChannel data with SK.DPpb (signRaw)
- *  11. SCP03t-protect the 87 ConfigureISDP segment, 12. the 88 metadata segments (C-MAC) and
- *      13. the 86 profile package segments (AES-CBC + C-MAC), chunked as the server chunks them
+ *   7. generate the one-time key pair and ECKA with euiccOtpk (eckaWithFreshKey)
+ *   8. X9.63 KDF to S-ENC, S-MAC, MCV (deriveSessionKeys), with a random hostId
+ *   9. sign smdpSign over the InitialiseSecureChannel data with SK.DPpb (signRaw)
+ *  10. SCP03t-protect the 87 ConfigureISDP segment, 11. the 88 metadata segments (C-MAC) and
+ *      12. the 86 profile package segments (AES-CBC + C-MAC), chunked as the server chunks them
  *  ES9+.HandleNotification (§5.6.4)
- *  14. verify the PIR's euiccSignature (verifyRaw)
+ *  13. verify the PIR's euiccSignature (verifyRaw)
  *
  * Not included: the random transactionId and serverChallenge of step 1 (randomBytes, ~1 µs), the
  * hashCc check (orders without a confirmation code, as the bench's), TLS, and everything that is
@@ -136,12 +134,10 @@ export function serverCryptoOfOneDownload(fx: CryptoFixture, lap: (step: CryptoS
 
   ok(verifyRaw(euiccKey, Buffer.concat([fx.euiccSigned2, fx.smdpSignature2Do]), fx.euiccSignature2), 'euiccSignature2');
   lap('verify euiccSignature2');
-  const ot = generateOtKeyPair(fx.curve);
-  lap('generate one-time key pair');
-  const z = ecka(ot.privateKey, fx.euiccOtpk);
-  lap('ECKA (ECDH)');
+  const ot = eckaWithFreshKey(fx.curve, fx.euiccOtpk);
+  lap('one-time key pair + ECKA (ECDH)');
   const hostId = randomBytes(8);
-  const keys = deriveSessionKeys(z, hostId, fx.eid);
+  const keys = deriveSessionKeys(ot.z, hostId, fx.eid);
   lap('KDF (session keys)');
   signRaw(fx.dp.pb.key, smdpSignInput(fx.transactionId, hostId, ot.publicPoint, fx.euiccOtpk));
   lap('sign smdpSign (DPpb)');
