@@ -8,14 +8,21 @@
  * - A given ICCID's callbacks go out strictly in id order: a row is not claimed while an earlier
  *   row of the same ICCID is undelivered.
  * - No transaction is held while a request is in flight, so ES9+ never waits for an operator.
+ * - Idle, it sleeps: a trigger on outbox (migration 009) NOTIFYs channel 'outbox' when a
+ *   transaction that queued callbacks commits, and the worker LISTENs for it (PostgreSQL: on its own
+ *   connection; PGlite: this process's own commits). Between notifications it wakes when the
+ *   earliest pending row is due (a retry's backoff, a lease running out) and, as a safety net, every
+ *   `idlePollMs`. Without a working LISTEN (its connection lost) it polls every `pollIntervalMs`.
  */
 import http from 'node:http';
 import https from 'node:https';
-import type { Database } from '../db/db.js';
+import type { Database, Listener } from '../db/db.js';
 
 export interface OutboxWorkerOptions {
-  /** Sleep between polls when nothing was due (ms, default 500). */
+  /** Sleep between polls when nothing was due and LISTEN is not working (ms, default 500). */
   pollIntervalMs?: number;
+  /** Longest sleep while LISTEN works and nothing is pending (ms, default 30 000). */
+  idlePollMs?: number;
   /** Rows claimed per round (default 16). They belong to different ICCIDs and are sent concurrently. */
   batchSize?: number;
   /** Per-request timeout (ms, default 10 000). */
@@ -49,7 +56,14 @@ export interface OutboxWorker {
   kick(): void;
   /** Stops polling, aborts requests in flight (their rows become due again at once), resolves when idle. */
   stop(): Promise<void>;
+  /** Claim rounds run so far (tests: an idle worker runs almost none). */
+  readonly rounds: number;
+  /** Whether new rows wake the worker through LISTEN (false: it polls). */
+  readonly listening: boolean;
 }
+
+/** The NOTIFY channel of migration 009's trigger on outbox. */
+export const OUTBOX_CHANNEL = 'outbox';
 
 export function backoffMs(attempts: number, baseMs: number, maxMs: number): number {
   return Math.min(maxMs, baseMs * 2 ** Math.max(0, Math.min(attempts - 1, 30)));
@@ -71,6 +85,22 @@ export async function claimDue(db: Database, limit: number, leaseMs: number): Pr
   );
   for (const r of rows) r.id = String(r.id);
   return rows.sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)));
+}
+
+/**
+ * Milliseconds until the earliest row claimDue could claim becomes due (≤ 0: due now), or null
+ * when nothing is pending. Rows waiting behind an earlier row of their ICCID do not count: they
+ * become claimable only when that row is delivered, by this worker (which then runs again) or
+ * another one (whose delivery leaves the earlier row's due time to wake us).
+ */
+export async function nextDueInMs(db: Database): Promise<number | null> {
+  const [r] = await db.query<{ ms: number | null }>(
+    `SELECT (extract(epoch FROM min(o.next_attempt_at) - now()) * 1000)::double precision AS ms
+       FROM outbox o
+      WHERE o.delivered_at IS NULL
+        AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.iccid = o.iccid AND e.delivered_at IS NULL AND e.id < o.id)`,
+  );
+  return r?.ms == null ? null : Number(r.ms);
 }
 
 interface PostResult {
@@ -122,6 +152,7 @@ function post(url: string, body: Buffer, headers: Record<string, string>, timeou
 
 export function startOutboxWorker(db: Database, opts: OutboxWorkerOptions = {}): OutboxWorker {
   const pollMs = opts.pollIntervalMs ?? 500;
+  const idlePollMs = opts.idlePollMs ?? 30_000;
   const batch = opts.batchSize ?? 16;
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const baseMs = opts.baseDelayMs ?? 1_000;
@@ -131,6 +162,8 @@ export function startOutboxWorker(db: Database, opts: OutboxWorkerOptions = {}):
   let stopped = false;
   let wake: (() => void) | undefined;
   let kicked = false;
+  let rounds = 0;
+  let listener: Listener | undefined;
 
   async function deliver(row: OutboxRow): Promise<void> {
     const payload = row.payload as { header?: Record<string, unknown> };
@@ -165,27 +198,47 @@ export function startOutboxWorker(db: Database, opts: OutboxWorkerOptions = {}):
   }
 
   async function runOnce(): Promise<number> {
+    rounds++;
     const rows = await claimDue(db, batch, leaseMs);
     await Promise.all(rows.map((r) => deliver(r).catch((err) => opts.log?.warn({ err, outboxId: r.id }, 'outbox delivery failed'))));
     return rows.length;
   }
 
+  const kick = () => {
+    kicked = true;
+    wake?.();
+  };
+
+  /** How long to sleep when the last round found nothing to do. */
+  async function idleSleepMs(): Promise<number> {
+    const longest = listener?.active ? idlePollMs : pollMs;
+    const due = await nextDueInMs(db);
+    if (due === null) return longest;
+    // A row that is due but was not claimed is locked by another worker's claim for a moment.
+    return Math.max(10, Math.min(longest, Math.ceil(due)));
+  }
+
   const loop = (async () => {
+    try {
+      listener = await db.listen(OUTBOX_CHANNEL, kick);
+    } catch (err) {
+      opts.log?.warn({ err }, 'outbox: LISTEN failed, polling');
+    }
     while (!stopped) {
+      kicked = false;
       let n = 0;
+      let sleepMs = pollMs;
       try {
         n = await runOnce();
+        if (n === 0 && !kicked && !stopped) sleepMs = await idleSleepMs();
       } catch (err) {
         if (stopped) break;
         opts.log?.warn({ err }, 'outbox round failed');
       }
       if (stopped) break;
-      if (n > 0 || kicked) {
-        kicked = false;
-        continue;
-      }
+      if (n > 0 || kicked) continue;
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, pollMs);
+        const t = setTimeout(resolve, sleepMs);
         wake = () => {
           clearTimeout(t);
           resolve();
@@ -193,19 +246,23 @@ export function startOutboxWorker(db: Database, opts: OutboxWorkerOptions = {}):
       });
       wake = undefined;
     }
+    await listener?.close();
   })();
 
   return {
     runOnce,
-    kick() {
-      kicked = true;
-      wake?.();
-    },
+    kick,
     async stop() {
       stopped = true;
       abort.abort();
       wake?.();
       await loop;
+    },
+    get rounds() {
+      return rounds;
+    },
+    get listening() {
+      return listener?.active ?? false;
     },
   };
 }
