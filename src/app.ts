@@ -1,5 +1,5 @@
 /** Builds the Fastify application from its dependencies (no listening, no process handling: tests use inject()). */
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
 import type { Database } from './db/db.js';
 import type { ServerPki } from './pki/load.js';
@@ -25,7 +25,7 @@ export async function buildApp(deps: AppDeps, opts: FastifyServerOptions = {}): 
     logger: opts.logger ?? { level: deps.config.logLevel },
     bodyLimit: 4 * 1024 * 1024,
     // One line per request costs more than some ES9+ functions: requests are logged at debug only.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     ...opts,
   });
   app.addHook('onResponse', async (req, reply) => {
