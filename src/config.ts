@@ -24,6 +24,14 @@ export interface Config {
   dbPoolSize: number;
   /** Idle RSP sessions are dropped after this many seconds. */
   sessionTtlSeconds: number;
+  /**
+   * Days of history kept: delivered callbacks, and notifications and order events of profiles in a
+   * final state, older than this are deleted by the hourly prune (src/db/retention.ts). 0 keeps
+   * everything (expired RSP sessions are deleted all the same).
+   */
+  retentionDays: number;
+  /** Server processes on the one port (`serve --workers N`, node:cluster); more than 1 needs PostgreSQL. */
+  workers: number;
   /** Bearer token for /admin routes; when unset, /admin accepts loopback callers only. */
   adminToken?: string;
   logLevel: string;
@@ -43,6 +51,8 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: env.DATABASE_URL || undefined,
     dbPoolSize: intEnv(env, 'DB_POOL_SIZE', 10),
     sessionTtlSeconds: intEnv(env, 'SESSION_TTL_SECONDS', 600),
+    retentionDays: intEnv(env, 'RETENTION_DAYS', 7),
+    workers: positiveIntEnv(env, 'WORKERS', 1),
     adminToken: env.ADMIN_TOKEN || undefined,
     logLevel: env.LOG_LEVEL ?? 'info',
   };
@@ -53,6 +63,12 @@ function intEnv(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
   if (v === undefined || v === '') return dflt;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new ConfigError(`${name} must be a non-negative integer (got ${JSON.stringify(v)})`);
+  return n;
+}
+
+function positiveIntEnv(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
+  const n = intEnv(env, name, dflt);
+  if (n < 1) throw new ConfigError(`${name} must be a positive integer (got ${JSON.stringify(env[name])})`);
   return n;
 }
 

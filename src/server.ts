@@ -7,7 +7,8 @@ import { openDatabase, type Database } from './db/db.js';
 import { migrate } from './db/migrate.js';
 import { generatePki } from './pki/generate.js';
 import { loadServerPki } from './pki/load.js';
-import { startOutboxWorker } from './outbox/worker.js';
+import { startRetention, type RetentionJob } from './db/retention.js';
+import { startOutboxWorker, type OutboxWorker } from './outbox/worker.js';
 import { httpsServerOptions } from './tls-profile.js';
 import { join } from 'node:path';
 
@@ -15,6 +16,10 @@ export interface RunningServer {
   app: FastifyInstance;
   db: Database;
   url: string;
+  /** The operator-callback worker (outbox). */
+  outbox: OutboxWorker;
+  /** The hourly prune (RETENTION_DAYS). */
+  retention: RetentionJob;
   close(): Promise<void>;
 }
 
@@ -44,13 +49,15 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const address = await app.listen({ host: config.listenHost, port: config.port });
   // Operator callbacks (ES2+ handleDownloadProgressInfo) from the outbox, in the background.
   const outbox = startOutboxWorker(db, { requesterIdentifier: config.smdpAddress, log: app.log });
+  // Old sessions, delivered callbacks and finished orders' history: once now, then hourly.
+  const retention = startRetention(db, { days: config.retentionDays, log: app.log });
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
       await app.close();
-      await outbox.stop();
+      await Promise.all([outbox.stop(), retention.stop()]);
       await db.close();
     })());
   app.log.info({ smdpAddress: config.smdpAddress, database: db.kind, tls: config.tls, ...(config.tls ? { tlsProfile: config.tlsProfile } : {}) }, `SM-DP+ listening on ${address}`);
-  return { app, db, url: address, close };
+  return { app, db, url: address, outbox, retention, close };
 }
