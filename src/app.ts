@@ -47,7 +47,7 @@ export async function buildApp(deps: AppDeps, opts: FastifyServerOptions = {}): 
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'notFound', message: `no route ${req.method} ${req.url}` }));
 
   await registerOpenApi(app); // before any route, so every route is described
-  app.get('/health', async () => ({ status: 'ok', smdpAddress: deps.config.smdpAddress, database: deps.db.kind, rss: process.memoryUsage.rss() }));
+  app.get('/health', async () => ({ status: 'ok', smdpAddress: deps.config.smdpAddress, database: deps.db.kind, pid: process.pid, rss: process.memoryUsage.rss() }));
   await es9plusRoutes(app, { db: deps.db, pki: deps.pki, config: deps.config, log: app.log });
   const adminDeps = { db: deps.db, config: deps.config, smdpOid: deps.pki.smdpOid };
   await adminRoutes(app, adminDeps);

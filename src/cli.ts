@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 /** mock-smdp command line: serve, certs, order, sim. */
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { addressHost, defaultConfig, type Config } from './config.js';
+import { addressHost, ConfigError, defaultConfig, type Config } from './config.js';
 import { HttpClient } from './http/client.js';
 import { generatePki } from './pki/generate.js';
 import { layoutFiles } from './pki/layout.js';
@@ -11,7 +12,7 @@ import { startServer } from './server.js';
 
 const USAGE = `mock-smdp — GSMA SGP.22 SM-DP+ test server and device simulator
 
-  mock-smdp serve [--port N] [--host IP] [--address HOST[:PORT]] [--certs DIR] [--data DIR] [--plain-http]
+  mock-smdp serve [--port N] [--host IP] [--address HOST[:PORT]] [--certs DIR] [--data DIR] [--plain-http] [--workers N]
   mock-smdp certs [--dir DIR] [--hostname NAME] [--smdp-oid OID] [--ein PREFIX] [--force]
   mock-smdp order create [--iccid ICCID] [--matching-id ID] [--eid EID] [--cc CODE] [--expires-in SEC] [--profile-type T]
   mock-smdp order show ICCID
@@ -32,8 +33,10 @@ const USAGE = `mock-smdp — GSMA SGP.22 SM-DP+ test server and device simulator
 
 Environment: PORT, HOST, SMDP_ADDRESS, SMDP_HOSTNAME, CERTS_DIR, DATA_DIR, DATABASE_URL, TLS=0,
 TLS_PROFILE=sgp22|compat (sgp22, the default: TLS 1.2 with SGP.22's cipher suites only; compat:
-Node's defaults, TLS 1.3 too), ADMIN_TOKEN, SESSION_TTL_SECONDS, LOG_LEVEL, DB_POOL_SIZE. 'order'
-talks to the running server's admin API (MOCK_SMDP_URL, default the local server).`;
+Node's defaults, TLS 1.3 too), ADMIN_TOKEN, SESSION_TTL_SECONDS, LOG_LEVEL, DB_POOL_SIZE,
+RETENTION_DAYS (history kept, default 7, 0 = all), WORKERS (server processes on one port, like
+--workers; more than 1 needs DATABASE_URL). 'order' talks to the running server's admin API
+(MOCK_SMDP_URL, default the local server).`;
 
 function serverConfig(values: Record<string, string | boolean | undefined>): Config {
   const c = defaultConfig();
@@ -42,6 +45,11 @@ function serverConfig(values: Record<string, string | boolean | undefined>): Con
   if (values.certs) c.certsDir = String(values.certs);
   if (values.data) c.dataDir = String(values.data);
   if (values['plain-http']) c.tls = false;
+  if (values.workers !== undefined) {
+    const n = Number(values.workers);
+    if (!Number.isInteger(n) || n < 1) throw new ConfigError(`--workers must be a positive integer (got ${JSON.stringify(values.workers)})`);
+    c.workers = n;
+  }
   if (values.address) c.smdpAddress = String(values.address);
   else if (values.port && !process.env.SMDP_ADDRESS) c.smdpAddress = `${process.env.SMDP_HOSTNAME ?? 'localhost'}:${c.port}`;
   return c;
@@ -177,9 +185,17 @@ async function main(argv: string[]): Promise<number> {
     case 'serve': {
       const { values } = parseArgs({
         args: rest,
-        options: { port: { type: 'string' }, host: { type: 'string' }, address: { type: 'string' }, certs: { type: 'string' }, data: { type: 'string' }, 'plain-http': { type: 'boolean' } },
+        options: {
+          port: { type: 'string' }, host: { type: 'string' }, address: { type: 'string' }, certs: { type: 'string' }, data: { type: 'string' },
+          'plain-http': { type: 'boolean' }, workers: { type: 'string' },
+        },
       });
-      const server = await startServer(serverConfig(values));
+      const config = serverConfig(values);
+      const { checkClusterConfig, isClusterWorker, runPrimary } = await import('./cluster.js');
+      checkClusterConfig(config);
+      // The primary of `--workers N` forks N processes that run this same command as workers.
+      if (config.workers > 1 && !isClusterWorker()) return runPrimary(config);
+      const server = await startServer(config);
       const stop = async (signal: string) => {
         server.app.log.info(`${signal}: shutting down`);
         await server.close();
@@ -262,5 +278,7 @@ main(process.argv.slice(2)).then(
   (err) => {
     console.error(err instanceof Error ? err.message : err);
     process.exitCode = 1;
+    // A cluster worker's channel to its primary would keep it running.
+    if (cluster.isWorker) process.exit(1);
   },
 );

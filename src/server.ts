@@ -35,18 +35,22 @@ export async function ensurePki(config: Config, log: (msg: string) => void = () 
 export async function startServer(config: Config): Promise<RunningServer> {
   const pki = await ensurePki(config, (m) => console.error(m));
   const db = await openDatabase({ url: config.databaseUrl, dataDir: join(config.dataDir, 'pglite'), poolSize: config.dbPoolSize });
+  let app: FastifyInstance | undefined;
+  let address: string;
   try {
     await migrate(db);
+    if (config.tls && !pki.tls) throw new Error(`no DP TLS certificate in ${config.certsDir}: add one or set TLS=0`);
+    app = await buildApp(
+      { config, db, pki },
+      config.tls ? { https: httpsServerOptions(config.tlsProfile, pki.tls!) } as object : {},
+    );
+    address = await app.listen({ host: config.listenHost, port: config.port });
   } catch (err) {
+    // Not started (e.g. the port is taken): nothing may keep the process alive.
+    await app?.close().catch(() => {});
     await db.close();
     throw err;
   }
-  if (config.tls && !pki.tls) throw new Error(`no DP TLS certificate in ${config.certsDir}: add one or set TLS=0`);
-  const app = await buildApp(
-    { config, db, pki },
-    config.tls ? { https: httpsServerOptions(config.tlsProfile, pki.tls!) } as object : {},
-  );
-  const address = await app.listen({ host: config.listenHost, port: config.port });
   // Operator callbacks (ES2+ handleDownloadProgressInfo) from the outbox, in the background.
   const outbox = startOutboxWorker(db, { requesterIdentifier: config.smdpAddress, log: app.log });
   // Old sessions, delivered callbacks and finished orders' history: once now, then hourly.

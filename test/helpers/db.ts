@@ -13,6 +13,22 @@ interface Teardown {
 
 export const usingPostgres = !!process.env.DATABASE_URL;
 
+/**
+ * DROP DATABASE … WITH (FORCE), tried again for a few seconds: it refuses while a session it may
+ * not terminate (an autovacuum worker on the freshly migrated database) is connected.
+ */
+async function dropDatabase(admin: Database, name: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      return;
+    } catch (err) {
+      if (attempt >= 10) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
 export async function openTestDb(t: Teardown): Promise<Database & { url?: string }> {
   if (!process.env.DATABASE_URL) {
     const db = await openDatabase({ dataDir: 'memory://' });
@@ -29,7 +45,7 @@ export async function openTestDb(t: Teardown): Promise<Database & { url?: string
   await migrate(db);
   t.teardown(async () => {
     await db.close();
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await dropDatabase(admin, name);
     await admin.close();
   });
   return Object.assign(db, { url: url.toString() });
@@ -45,7 +61,7 @@ export async function emptyPgDatabase(t: Teardown): Promise<string> {
   const name = `mocksmdp_t_${randomBytes(6).toString('hex')}`;
   await admin.query(`CREATE DATABASE ${name}`);
   t.teardown(async () => {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await dropDatabase(admin, name);
     await admin.close();
   });
   const url = new URL(process.env.DATABASE_URL);
