@@ -20,6 +20,7 @@ import { CLK_TCK, procStat } from './proc.js';
 
 interface Tracked {
   type: string;
+  startTicks: number;
   base: number;
   last: number;
   gone: boolean;
@@ -50,6 +51,9 @@ export interface PgCpu {
 
 type DbStats = NonNullable<PgCpu['stats']>;
 
+/** Type recorded for PostgreSQL's shared processes (no database). */
+const SHARED = '(shared)';
+
 export class PgBackendMonitor {
   readonly #client: pg.Client;
   readonly #database: string;
@@ -63,6 +67,8 @@ export class PgBackendMonitor {
   #samples = 0;
   #busy: Promise<void> | undefined;
   #stats0: DbStats | null = null;
+  /** Backends (of the database) whose pid was taken over by a newer process during the window. */
+  #ended: Tracked[] = [];
 
   private constructor(client: pg.Client, database: string, intervalMs: number) {
     this.#client = client;
@@ -81,7 +87,7 @@ export class PgBackendMonitor {
   async #list(): Promise<Array<{ pid: number; datname: string | null; backend_type: string }>> {
     const r = await this.#client.query<{ pid: number; datname: string | null; backend_type: string }>(
       `SELECT pid, datname, backend_type FROM pg_stat_activity
-        WHERE pid <> pg_backend_pid() AND (datname = $1 OR datname IS NULL)`,
+        WHERE pid <> pg_backend_pid() AND (datname = $1 OR (datname IS NULL AND backend_type <> 'client backend'))`,
       [this.#database],
     );
     return r.rows;
@@ -120,14 +126,18 @@ export class PgBackendMonitor {
       }
       const map = row.datname === null ? this.#shared : this.#tracked;
       const t = map.get(row.pid);
-      if (t) {
+      if (t && t.startTicks === s.startTicks) {
         t.last = s.cpu;
         t.gone = false;
         continue;
       }
+      if (t) {
+        // The pid was reused by a new process: keep what the old one did.
+        this.#ended.push(t);
+      }
       const startedDuring = !initial && s.startTicks >= this.#startTicks;
       if (startedDuring && map === this.#tracked) this.#started++;
-      map.set(row.pid, { type: row.backend_type, base: startedDuring ? 0 : s.cpu, last: s.cpu, gone: false });
+      map.set(row.pid, { type: map === this.#shared ? SHARED : row.backend_type, startTicks: s.startTicks, base: startedDuring ? 0 : s.cpu, last: s.cpu, gone: false });
     }
     for (const [pid, t] of [...this.#tracked, ...this.#shared]) if (!present.has(pid)) t.gone = true;
   }
@@ -136,6 +146,7 @@ export class PgBackendMonitor {
   async start(): Promise<void> {
     this.#tracked.clear();
     this.#shared.clear();
+    this.#ended = [];
     this.#unreadable.clear();
     this.#started = 0;
     this.#samples = 0;
@@ -168,19 +179,21 @@ export class PgBackendMonitor {
     const byType: Record<string, number> = {};
     let backendsCpu = 0;
     let exited = 0;
-    for (const t of this.#tracked.values()) {
+    const ended = this.#ended.filter((e) => e.type !== SHARED);
+    for (const t of [...this.#tracked.values(), ...ended]) {
       const d = Math.max(0, t.last - t.base);
       backendsCpu += d;
       byType[t.type] = (byType[t.type] ?? 0) + d;
-      if (t.gone) exited++;
     }
+    for (const t of this.#tracked.values()) if (t.gone) exited++;
+    exited += ended.length;
     let sharedCpu = 0;
-    for (const t of this.#shared.values()) sharedCpu += Math.max(0, t.last - t.base);
+    for (const t of [...this.#shared.values(), ...this.#ended.filter((e) => e.type === SHARED)]) sharedCpu += Math.max(0, t.last - t.base);
     return {
       database: this.#database,
       backendsCpu,
       byType,
-      seen: this.#tracked.size,
+      seen: this.#tracked.size + ended.length,
       started: this.#started,
       exited,
       unreadable: this.#unreadable.size,
