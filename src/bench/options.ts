@@ -11,8 +11,8 @@ Target
   --url URL              a running SM-DP+ (default: start one: node dist/src/cli.js serve on a free
                          loopback port, temp data dir, stopped at the end)
   --server-pid PID       with --url: the server's process, for its CPU and RSS (default: the process
-                         listening on the URL's port when it is local; a cluster's primary and all
-                         its children are summed)
+                         listening on the URL's port when it is local, else the pid /health reports
+                         if it runs here; a cluster's primary and all its children are summed)
   --smdp-address A       smdpAddress presented in initiateAuthentication (default the server's)
   --tls | --plain-http   HTTPS (default) or plain HTTP, for the server the bench starts
   --ca FILE              PEM certificate(s) to trust for TLS (default the PKI folder's CI certificates)

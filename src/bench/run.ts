@@ -147,17 +147,37 @@ interface ServerProcesses {
   how: string;
 }
 
-function serverProcesses(o: Options, child: ChildServer | undefined): ServerProcesses | undefined {
+/**
+ * The server's process: the one the bench started, --server-pid, the process listening on the URL's
+ * port when that is local, else the pid /health reports (ours does) when it runs here — for a
+ * node:cluster worker (NODE_UNIQUE_ID in its environment), its primary, so that all workers count.
+ */
+function serverProcesses(o: Options, child: ChildServer | undefined, healthPid: unknown): ServerProcesses | undefined {
   if (child) return { roots: [child.pid], how: 'started by the bench' };
   if (o.serverPid !== undefined) {
     if (!procStat(o.serverPid)) throw new UsageError(`--server-pid ${o.serverPid}: no such process on this machine`);
     return { roots: [o.serverPid], how: '--server-pid' };
   }
   const u = new URL(o.url!);
-  if (!isLocalHost(u.hostname)) return undefined;
-  const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
-  const roots = listeningPids(port);
-  return roots.length ? { roots, how: `discovered: listening on port ${port}` } : undefined;
+  if (isLocalHost(u.hostname)) {
+    const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
+    const roots = listeningPids(port);
+    if (roots.length) return { roots, how: `discovered: listening on port ${port}` };
+  }
+  if (typeof healthPid === 'number' && Number.isInteger(healthPid) && procStat(healthPid)) {
+    let env = '';
+    try {
+      env = readFileSync(`/proc/${healthPid}/environ`, 'latin1');
+    } catch {
+      // another user's process: taken as is
+    }
+    const ppid = procStat(healthPid)!.ppid;
+    if (env.split('\0').some((v) => v.startsWith('NODE_UNIQUE_ID=')) && procStat(ppid)) {
+      return { roots: [ppid], how: `discovered: /health pid ${healthPid}, a cluster worker of ${ppid}` };
+    }
+    return { roots: [healthPid], how: `discovered: /health pid ${healthPid}` };
+  }
+  return undefined;
 }
 
 /** CPU seconds and RSS of the server's trees (a cluster's primary with all its children). */
@@ -484,21 +504,21 @@ async function main(argv: string[]): Promise<number> {
     const url = opts.url ?? child!.url;
     const pkiDir = opts.euiccDir ?? opts.certs ?? child?.certsDir ?? 'certs';
     const ca = opts.ca ? [readFileSync(opts.ca, 'utf8')] : ciPems(pkiDir);
-    const serverProcs = serverProcesses(opts, child);
-    if (!serverProcs) log(`the server's pid is unknown (not local, or not readable): its CPU is n/a; give --server-pid`);
 
-    // What the server says about itself (ours answers smdpAddress, database and rss).
+    // What the server says about itself (ours answers smdpAddress, database, pid and rss).
     // (Always a servername for https: HttpClient passes checkServerIdentity: undefined without one, which tls.connect rejects.)
     const probe = new HttpClient({ baseUrl: url, ca, verifyTls: false, servername: addressHost(opts.smdpAddress ?? child?.smdpAddress ?? 'localhost'), timeoutMs: 10_000 });
-    const health = async (): Promise<{ smdpAddress?: string; database?: string; rss?: number } | undefined> => {
+    const health = async (): Promise<{ smdpAddress?: string; database?: string; rss?: number; pid?: unknown } | undefined> => {
       try {
-        const r = await probe.get<{ smdpAddress?: string; database?: string; rss?: number }>('/health');
+        const r = await probe.get<{ smdpAddress?: string; database?: string; rss?: number; pid?: unknown }>('/health');
         return r.status === 200 && r.json && typeof r.json === 'object' ? r.json : undefined;
       } catch {
         return undefined;
       }
     };
     const h0 = await health();
+    const serverProcs = serverProcesses(opts, child, h0?.pid);
+    if (!serverProcs) log(`the server's pid is unknown (not local, or not readable): its CPU is n/a; give --server-pid`);
     const dbKind = h0?.database ?? (serverDbUrl ? 'postgres' : child ? 'pglite' : 'n/a');
     if (serverDbUrl && dbKind === 'postgres') monitor = await PgBackendMonitor.connect(serverDbUrl, databaseOf(serverDbUrl));
 
