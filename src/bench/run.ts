@@ -33,7 +33,7 @@ import type { CryptoCost } from './crypto-cost.js';
 import { parseOptions, shellLine, USAGE, UsageError, type Options } from './options.js';
 import { createBenchDatabase, databaseOf, PgBackendMonitor, type PgCpu } from './pg-monitor.js';
 import { formatProfile, readProfile, summarizeProfile, type ProfileSummary } from './profile.js';
-import { isLocalHost, listeningPids, loadAverages, machineBusy, procStat, threadCpu, treeSample } from './proc.js';
+import { isLocalHost, listeningPids, loadAverages, machineBusy, procStat, treeSample } from './proc.js';
 import type { FromWorker, PhaseStats, ToWorker, WorkerConfig } from './worker.js';
 
 const FUNCTIONS = ['initiateAuthentication', 'authenticateClient', 'getBoundProfilePackage', 'handleNotification', 'es10', 'total'] as const;

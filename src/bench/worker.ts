@@ -10,11 +10,9 @@
  * out and how many of them opened a connection, counted from Node's HTTP client diagnostics channel.
  */
 import { subscribe } from 'node:diagnostics_channel';
-import { request as httpRequest, type ClientRequest } from 'node:http';
-import { request as httpsRequest, type RequestOptions } from 'node:https';
-import { checkServerIdentity, createSecureContext, type PeerCertificate, type SecureContext } from 'node:tls';
+import type { ClientRequest } from 'node:http';
 import { parentPort, workerData } from 'node:worker_threads';
-import { HttpClient, type HttpResponse } from '../http/client.js';
+import { HttpClient } from '../http/client.js';
 import { threadCpu } from './proc.js';
 import type { EuiccCredentials } from '../pki/load.js';
 import { VirtualEuicc } from '../sim/euicc.js';
@@ -82,75 +80,16 @@ function report(o: DownloadOutcome) {
   else flushTimer ??= setTimeout(flush, 500);
 }
 
-/**
- * An HttpClient whose every request opens its own connection (no agent, `Connection: close`) and a
- * full TLS handshake with https (no session is kept to resume), as lpac's HTTP backend does. Only
- * the TLS configuration (trusted CAs) is built once, so that the bench's own cost per connection is
- * the handshake and not re-reading its CA certificates.
- */
-class FreshConnectionClient extends HttpClient {
-  readonly #secureContext = this.base.protocol === 'https:' ? createSecureContext(this.opts.ca ? { ca: this.opts.ca } : {}) : undefined;
-
-  override request<T = unknown>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpResponse<T>> {
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const url = new URL(path, this.base);
-    const o = this.opts;
-    // (secureContext is passed on to tls.connect, though https.RequestOptions does not list it)
-    const tlsOptions: RequestOptions & { secureContext?: SecureContext } = this.#secureContext
-      ? {
-          secureContext: this.#secureContext,
-          rejectUnauthorized: o.verifyTls ?? true,
-          ...(o.servername
-            ? { servername: o.servername, checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(o.servername!, cert) }
-            : {}),
-        }
-      : {};
-    return new Promise((resolve, reject) => {
-      const req = (this.#secureContext ? httpsRequest : httpRequest)(
-        url,
-        {
-          method,
-          agent: false,
-          headers: { ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}), ...headers },
-          timeout: o.timeoutMs ?? 30_000,
-          ...tlsOptions,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const raw = Buffer.concat(chunks);
-            const text = raw.toString('utf8');
-            let json: T | undefined;
-            if (text && /json/.test(String(res.headers['content-type']))) {
-              try {
-                json = JSON.parse(text) as T;
-              } catch {
-                json = undefined;
-              }
-            }
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: raw, text, json });
-          });
-          res.on('error', reject);
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error(`request to ${url} timed out`)));
-      req.on('error', reject);
-      req.end(payload);
-    });
-  }
-}
-
 const httpOptions = {
   baseUrl: cfg.url,
   ...(cfg.ca?.length ? { ca: cfg.ca } : {}),
   ...(cfg.servername ? { servername: cfg.servername } : {}),
   verifyTls: cfg.verifyTls,
-  keepAlive: !cfg.freshConnections,
+  freshConnections: cfg.freshConnections,
   maxSockets: Math.max(1, cfg.cards.length),
   timeoutMs: 60_000,
 };
-const http = cfg.freshConnections ? new FreshConnectionClient(httpOptions) : new HttpClient(httpOptions);
+const http = new HttpClient(httpOptions);
 
 // Requests and new connections of this thread (diagnostics channels are per thread).
 let requests = 0;

@@ -17,6 +17,11 @@ export interface HttpClientOptions {
   /** false: accept any server certificate (like lpac's curl backend). */
   verifyTls?: boolean;
   keepAlive?: boolean;
+  /**
+   * Every request on a new connection with, over https, a full TLS handshake (no session kept to
+   * resume), as lpac's HTTP backend does. The TLS configuration is built once all the same.
+   */
+  freshConnections?: boolean;
   maxSockets?: number;
   timeoutMs?: number;
 }
@@ -38,11 +43,13 @@ export class HttpClient {
   constructor(readonly opts: HttpClientOptions) {
     this.base = new URL(opts.baseUrl);
     this.#https = this.base.protocol === 'https:';
-    const common = { keepAlive: opts.keepAlive ?? true, maxSockets: opts.maxSockets ?? 64 };
+    const common = { keepAlive: !opts.freshConnections && (opts.keepAlive ?? true), maxSockets: opts.maxSockets ?? 64 };
     this.#agent = this.#https
       ? new https.Agent({
           ...common,
-          ca: opts.ca,
+          ...(opts.freshConnections
+            ? { maxCachedSessions: 0, secureContext: tls.createSecureContext(opts.ca ? { ca: opts.ca } : {}) }
+            : { ca: opts.ca }),
           servername: opts.servername,
           rejectUnauthorized: opts.verifyTls ?? true,
           ...(opts.servername
