@@ -58,12 +58,12 @@ async function readSessionAndOrder(q: Queryable, tidHex: string, matchingId: str
        LEFT JOIN LATERAL (
          SELECT p.*, t.service_provider_name, t.profile_name, t.profile_class${profileColumns()}
            FROM profiles p JOIN profile_types t ON t.name = p.profile_type
-          WHERE CASE WHEN $2::text IS NOT NULL THEN p.matching_id = $2 ELSE p.eid = $3 AND p.state = 'Released' END
+          WHERE ${matchingId ? 'p.matching_id = $2' : `p.eid = $2 AND p.state = 'Released'`}
           ORDER BY p.updated_at LIMIT 1
             FOR UPDATE OF p) o ON true
       WHERE s.transaction_id = $1 AND s.expires_at > now()
         FOR UPDATE OF s`,
-    [tidHex, matchingId ? matchingId.toUpperCase() : null, eid ?? null],
+    [tidHex, matchingId ? matchingId.toUpperCase() : eid ?? null],
   );
   const row = rows[0];
   if (!row) return undefined;
