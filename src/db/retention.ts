@@ -5,7 +5,7 @@
  * delays ES9+ for long.
  *
  * - rsp_sessions past expires_at (always, whatever RETENTION_DAYS: an expired session can no longer
- *   be continued, lockSession ignores it, and initiateAuthentication purges them now and then too);
+ *   be continued, lockSessionWithProfile ignores it, and initiateAuthentication purges them now and then too);
  * - delivered outbox rows delivered more than RETENTION_DAYS ago (undelivered rows never);
  * - notifications and profile_events older than RETENTION_DAYS of profiles in a final state,
  *   Installed or Unavailable (src/orders/state-machine.ts), plus notifications that belong to no

@@ -58,19 +58,6 @@ export async function insertSession(
   );
 }
 
-/** The live (unexpired) session, locked for the rest of the transaction. */
-export async function lockSession(q: Queryable, transactionId: string): Promise<SessionRow | undefined> {
-  const rows = await q.query<SessionRow>(
-    'SELECT * FROM rsp_sessions WHERE transaction_id = $1 AND expires_at > now() FOR UPDATE',
-    [transactionId],
-  );
-  return rows[0];
-}
-
-export async function endSession(q: Queryable, transactionId: string): Promise<void> {
-  await q.query('DELETE FROM rsp_sessions WHERE transaction_id = $1', [transactionId]);
-}
-
 export async function purgeExpiredSessions(q: Queryable): Promise<number> {
   const rows = await q.query('DELETE FROM rsp_sessions WHERE expires_at <= now() RETURNING 1');
   return rows.length;
