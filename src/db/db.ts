@@ -27,10 +27,20 @@ export interface Listener {
   close(): Promise<void>;
 }
 
+export interface TxOptions {
+  /**
+   * The transaction's statements look rows up by their keys (the ES9+ hot path): on PostgreSQL
+   * each is planned once per connection and its plan reused (plan_cache_mode=force_generic_plan),
+   * with sequential scans disabled so that a plan made while a table was nearly empty cannot stay a
+   * sequential scan as it grows (see CONNECTION_SETTINGS). Set with the BEGIN, in the same round trip.
+   */
+  keyLookups?: boolean;
+}
+
 export interface Database extends Queryable {
   readonly kind: 'pglite' | 'postgres';
   /** Runs fn in one transaction: committed when fn resolves, rolled back when it throws. */
-  tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+  tx<T>(fn: (q: Queryable) => Promise<T>, opts?: TxOptions): Promise<T>;
   /** Runs fn on one connection taken for the whole call (PGlite has just one). */
   connection<T>(fn: (c: Connection) => Promise<T>): Promise<T>;
   /**
@@ -157,8 +167,11 @@ export function pgConnectionConfig(url: string): { connectionString: string; opt
 }
 
 /** Runs fn in a transaction on a client; `client` must not be used by anyone else meanwhile. */
-async function clientTx<T>(client: import('pg').PoolClient | import('pg').Client, fn: (q: Queryable) => Promise<T>): Promise<T> {
-  await client.query('BEGIN');
+/** What BEGIN sets for a TxOptions.keyLookups transaction (SET LOCAL: until its end). */
+export const KEY_LOOKUP_SETTINGS = 'SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off';
+
+async function clientTx<T>(client: import('pg').PoolClient | import('pg').Client, fn: (q: Queryable) => Promise<T>, opts: TxOptions = {}): Promise<T> {
+  await client.query(opts.keyLookups ? `BEGIN; ${KEY_LOOKUP_SETTINGS}` : 'BEGIN');
   try {
     const result = await fn({
       async query<R>(sql: string, params?: unknown[]) {
@@ -251,10 +264,10 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
       const r = await pool.query(statement(sql, params));
       return r.rows as T[];
     },
-    async tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
+    async tx<T>(fn: (q: Queryable) => Promise<T>, opts?: TxOptions): Promise<T> {
       const client = await pool.connect();
       try {
-        return await clientTx(client, fn);
+        return await clientTx(client, fn, opts);
       } finally {
         client.release();
       }

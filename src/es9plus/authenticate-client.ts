@@ -9,7 +9,7 @@ import { profileColumns, transition, type ProfileContext } from '../orders/state
 import { AUTHENTICATE_ERROR, decodeAuthenticateServerResponse, type EuiccSigned1 } from '../rsp/authentication.js';
 import { encodeSmdpSigned2, encodeStoreMetadataRequest } from '../rsp/download.js';
 import { iccidToEf } from '../rsp/identifiers.js';
-import type { Es9Deps } from './context.js';
+import { KEY_LOOKUPS, type Es9Deps } from './context.js';
 import { certificateEid, verifyEuiccChain } from './certificates.js';
 import { checkFaultsHandled } from './faults.js';
 import { b64, codeName, decodeField, transactionIdOf } from './input.js';
@@ -166,5 +166,5 @@ export async function authenticateClient(deps: Es9Deps, req: AuthenticateClientR
       smdpSignature2: smdpSignature2.toString('base64'),
       smdpCertificate: dp.pb.cert.raw.toString('base64'),
     };
-  });
+  }, KEY_LOOKUPS);
 }

@@ -3,7 +3,7 @@ import { verifyRaw } from '../crypto/ecdsa.js';
 import { check, FunctionFailed, SC } from '../errors.js';
 import { canTransition, transition, type SqlPart } from '../orders/state-machine.js';
 import { CANCEL_REASON, decodeCancelSessionResponse } from '../rsp/cancel.js';
-import type { Es9Deps } from './context.js';
+import { KEY_LOOKUPS, type Es9Deps } from './context.js';
 import { checkSignedTransactionId } from './authenticate-client.js';
 import { sessionEuiccCertificate } from './certificates.js';
 import { b64, codeName, decodeField, transactionIdOf } from './input.js';
@@ -55,5 +55,5 @@ export async function cancelSession(deps: Es9Deps, req: CancelSessionRequest): P
       return;
     }
     await q.query(end.sql, end.params);
-  });
+  }, KEY_LOOKUPS);
 }

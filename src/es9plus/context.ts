@@ -12,3 +12,9 @@ export interface Es9Deps {
   /** Set by the route once fault injections were matched against this call (src/es9plus/faults.ts). */
   faultsChecked?: boolean;
 }
+
+/**
+ * The ES9+ functions' transactions look rows up by their keys only: their plans may be made once per
+ * connection (src/db/db.ts TxOptions.keyLookups).
+ */
+export const KEY_LOOKUPS = { keyLookups: true } as const;

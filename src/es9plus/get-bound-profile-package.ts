@@ -13,7 +13,7 @@ import { transition } from '../orders/state-machine.js';
 import { buildBoundProfilePackage, encodeInitialiseSecureChannel, smdpSignInput } from '../rsp/bpp.js';
 import { decodePrepareDownloadResponse, DOWNLOAD_ERROR, type EuiccSigned2 } from '../rsp/download.js';
 import { orderProfilePackage } from '../saip/template.js';
-import type { Es9Deps } from './context.js';
+import { KEY_LOOKUPS, type Es9Deps } from './context.js';
 import { checkSessionState, checkSignedTransactionId } from './authenticate-client.js';
 import { sessionEuiccCertificate } from './certificates.js';
 import { b64, codeName, decodeField, transactionIdOf } from './input.js';
@@ -149,7 +149,7 @@ export async function getBoundProfilePackage(deps: Es9Deps, req: GetBoundProfile
       params: [tid.hex, euiccSigned2.euiccOtpk, bpp],
     }]);
     return { response: { transactionId: tid.hex, boundProfilePackage: bpp.toString('base64') } };
-  });
+  }, KEY_LOOKUPS);
   if ('failure' in result) throw result.failure;
   return result.response;
 }

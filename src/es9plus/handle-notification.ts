@@ -13,7 +13,7 @@ import { profileColumns, transition, type ProfileContext, type SqlPart } from '.
 import type { ProfileRow } from '../orders/store.js';
 import { iccidFromEf } from '../rsp/identifiers.js';
 import { decodePendingNotification, type OtherSignedNotification, type ProfileInstallationResult } from '../rsp/notification.js';
-import type { Es9Deps } from './context.js';
+import { KEY_LOOKUPS, type Es9Deps } from './context.js';
 import { sessionEuiccCertificate, verifyEuiccChain } from './certificates.js';
 import { b64 } from './input.js';
 import { FAULTS_PENDING, canSessionStep, lockSessionWithProfile, tidHex, type SessionRow } from './sessions.js';
@@ -117,7 +117,7 @@ async function handleInstallResult(deps: Es9Deps, raw: Buffer, pir: ProfileInsta
       recordPart(raw, { ...base, verified: true, eid: session.eid, iccid: session.iccid, outcome: success ? 'success' : 'error', detail }),
       { sql: 'DELETE FROM rsp_sessions WHERE transaction_id = $1 RETURNING 1', params: [tid] },
     ]);
-  });
+  }, KEY_LOOKUPS);
 }
 
 /**
@@ -185,7 +185,7 @@ async function handleOtherNotification(deps: Es9Deps, raw: Buffer, n: OtherSigne
   }
   const rec: Recorded = { kind, verified, eid, iccid, seqNumber: meta.seqNumber, outcome };
   if (verified && iccid && eid && kind in DEVICE_STATE) {
-    await deps.db.tx((q) => applyOtherNotification(deps, q, raw, kind as keyof typeof DEVICE_STATE, iccid, eid!, meta.seqNumber, rec));
+    await deps.db.tx((q) => applyOtherNotification(deps, q, raw, kind as keyof typeof DEVICE_STATE, iccid, eid!, meta.seqNumber, rec), KEY_LOOKUPS);
   } else {
     await record(deps.db, raw, rec);
   }
