@@ -117,18 +117,21 @@ export async function enqueueProgress(q: Queryable, p: ProgressInfo): Promise<vo
     [p.iccid],
   );
   const r = rows[0];
-  if (!r) return;
-  let url: string;
-  try {
-    url = callbackEndpoint(r.callback_url);
-  } catch {
-    return; // an unusable URL is the operator's configuration problem; never fail the ES9+ call for it
-  }
-  const payload = buildProgressPayload(p, r.profile_type, r.eid);
+  const row = r && progressRow(p, r.callback_url, r.profile_type, r.eid);
+  if (!row) return;
   await q.query(
     `INSERT INTO outbox (operator_id, url, kind, payload, iccid) VALUES ($1, $2, $3, $4, $5)`,
-    [r.operator_id, url, PROGRESS_KIND, JSON.stringify(payload), p.iccid],
+    [r.operator_id, row.url, PROGRESS_KIND, row.payload, p.iccid],
   );
+}
+
+/** The outbox row's URL and payload, or undefined when the callback URL is unusable. */
+function progressRow(p: ProgressInfo, callbackUrl: string, profileType: string, profileEid: string | null): { url: string; payload: string } | undefined {
+  try {
+    return { url: callbackEndpoint(callbackUrl), payload: JSON.stringify(buildProgressPayload(p, profileType, profileEid)) };
+  } catch {
+    return undefined; // an unusable URL is the operator's configuration problem; never fail the ES9+ call for it
+  }
 }
 
 /** What the operator is told of each profile change, if anything (notes §1.4). */
@@ -167,17 +170,11 @@ onProfileChange({
   parts(c) {
     const info = progressOf(c);
     const url = c.row.progress_callback_url;
-    if (!info || typeof url !== 'string') return [];
-    let endpoint: string;
-    try {
-      endpoint = callbackEndpoint(url);
-    } catch {
-      return []; // an unusable URL is the operator's configuration problem; never fail the ES9+ call for it
-    }
-    const payload = buildProgressPayload(info, c.row.profile_type, c.row.eid);
+    const row = info && typeof url === 'string' ? progressRow(info, url, c.row.profile_type, c.row.eid) : undefined;
+    if (!row) return [];
     return [{
       sql: `INSERT INTO outbox (operator_id, url, kind, payload, iccid) SELECT t.operator_id, $1::text, $2::text, $3::jsonb, t.iccid FROM t`,
-      params: [endpoint, PROGRESS_KIND, JSON.stringify(payload)],
+      params: [row.url, PROGRESS_KIND, row.payload],
     }];
   },
 });

@@ -161,9 +161,9 @@ async function applyOtherNotification(deps: Es9Deps, q: Queryable, raw: Buffer, 
   })();
   const part = recordPart(raw, { ...rec, outcome });
   if (outcome !== 'verified') return void (await q.query(part.sql, part.params));
-  const facts = { eid, seqNumber, notification: raw, message: `profile deleted on the eUICC (seqNumber ${seqNumber})` };
   await transition(q, p!, kind === 'delete'
-    ? { action: 'deleted', to: 'Unavailable', set: { device_state: 'Deleted' }, detail: { eid, seqNumber }, facts }
+    ? { action: 'deleted', to: 'Unavailable', set: { device_state: 'Deleted' }, detail: { eid, seqNumber },
+        facts: { eid, seqNumber, notification: raw, message: `profile deleted on the eUICC (seqNumber ${seqNumber})` } }
     : { action: 'deviceStateChanged', to: 'Installed', set: { device_state: DEVICE_STATE[kind] }, detail: { eid, seqNumber }, facts: { eid, seqNumber } }, [part]);
 }
 

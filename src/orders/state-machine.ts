@@ -2,8 +2,8 @@
  * The one state machine of a profile and its download order (notes §5.1; docs/state-machine.md).
  * Every change the server makes to a profile's state, and every protocol step that is recorded
  * against a profile without changing its state (authenticated, confirmation code refused, BPP
- * re-sent, enabled/disabled), is an action of TRANSITIONS and goes through `transition()` or
- * `changeStatement()`, inside the caller's transaction, on a row the caller locked.
+ * re-sent, enabled/disabled), is an action of TRANSITIONS and goes through `transition()`, inside
+ * the caller's transaction, on a row the caller locked.
  *
  *   Available  -downloadOrder(no EID)-> Allocated | -downloadOrder(EID)-> Linked
  *   Available  -released (admin order)-> Released
@@ -176,7 +176,7 @@ onProfileChange({
 });
 
 /** Whether a row carries every column the listeners add to the locked read. */
-export function hasListenerColumns(row: object): boolean {
+function hasListenerColumns(row: object): boolean {
   return listeners.every((l) => (l.columns ?? []).every((c) => (c.match(/\bAS\s+(\w+)\s*$/i)?.[1] ?? '') in row));
 }
 
@@ -191,7 +191,7 @@ function shift(sql: string, offset: number): string {
  * data-modifying CTEs that PostgreSQL runs to completion whether or not the final SELECT reads
  * them; the statement answers the updated row, or nothing when the row was no longer in `from`.
  */
-export function changeStatement(c: ProfileChange, extra: SqlPart[] = []): SqlPart {
+function changeStatement(c: ProfileChange, extra: SqlPart[] = []): SqlPart {
   checkTransition(c.action, c.from, c.to);
   const cols = Object.entries(c.set ?? {}).filter(([k, v]) => SETTABLE.has(k) && v !== undefined);
   const params: unknown[] = [c.iccid, c.from, c.to, ...cols.map(([, v]) => v)];
