@@ -9,6 +9,7 @@ import { inventoryAdminRoutes } from './admin/inventory.js';
 import { registerOpenApi } from './openapi.js';
 import { ES9_PREFIX, es9plusRoutes } from './es9plus/routes.js';
 import { sendFailed, toFunctionFailed } from './envelope.js';
+import { healthRoutes } from './health.js';
 // What follows from a profile change (listeners of src/orders/state-machine.ts): the operator's
 // progress callbacks and the family group events.
 import './es2plus/callbacks.js';
@@ -47,7 +48,7 @@ export async function buildApp(deps: AppDeps, opts: FastifyServerOptions = {}): 
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'notFound', message: `no route ${req.method} ${req.url}` }));
 
   await registerOpenApi(app); // before any route, so every route is described
-  app.get('/health', async () => ({ status: 'ok', smdpAddress: deps.config.smdpAddress, database: deps.db.kind, pid: process.pid, rss: process.memoryUsage.rss() }));
+  await healthRoutes(app, { db: deps.db, config: deps.config });
   await es9plusRoutes(app, { db: deps.db, pki: deps.pki, config: deps.config, log: app.log });
   const adminDeps = { db: deps.db, config: deps.config, smdpOid: deps.pki.smdpOid };
   await adminRoutes(app, adminDeps);

@@ -34,6 +34,8 @@ export interface Config {
   workers: number;
   /** Bearer token for /admin routes; when unset, /admin accepts loopback callers only. */
   adminToken?: string;
+  /** `POST /admin/reset` (empty orders and sessions between CI test cases) is served only when true (RESET_ENABLED=1). */
+  resetEnabled: boolean;
   logLevel: string;
 }
 
@@ -54,6 +56,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Config {
     retentionDays: intEnv(env, 'RETENTION_DAYS', 7),
     workers: positiveIntEnv(env, 'WORKERS', 1),
     adminToken: env.ADMIN_TOKEN || undefined,
+    resetEnabled: env.RESET_ENABLED === '1' || env.RESET_ENABLED === 'true',
     logLevel: env.LOG_LEVEL ?? 'info',
   };
 }

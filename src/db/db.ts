@@ -83,6 +83,7 @@ async function openPglite(dataDir: string): Promise<Database> {
   // 128 MB of shared buffers the embedded server peaked near 900 MiB under the bench; 16 MB holds
   // a test server's working set and keeps it near 400 MiB.
   const pg = await PGlite.create(dataDir, { postgresqlconf: PGLITE_SETTINGS });
+  let closing: Promise<void> | undefined;
   const wrap = (q: { query: (s: string, p?: unknown[]) => Promise<{ rows: unknown[] }> }): Queryable => ({
     async query<T>(sql: string, params?: unknown[]) {
       const r = await q.query(sql, params as unknown[]);
@@ -114,7 +115,8 @@ async function openPglite(dataDir: string): Promise<Database> {
     exec: async (sql) => {
       await pg.exec(sql);
     },
-    close: () => pg.close(),
+    // Once: a second close (a test that closed it, then its teardown) is a no-op.
+    close: () => (closing ??= pg.close()),
   };
 }
 
@@ -191,6 +193,7 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
   const pgmod = await import('pg');
   const connConfig = pgConnectionConfig(url);
   const pool = new pgmod.default.Pool({ ...connConfig, max: poolSize });
+  let closing: Promise<void> | undefined;
   // An idle client that loses its connection must not crash the process.
   pool.on('error', () => {});
   const listeners = new Set<Listener>();
@@ -295,9 +298,11 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
     async exec(sql) {
       await pool.query(sql);
     },
-    async close() {
-      await Promise.all([...listeners].map((l) => l.close()));
-      await pool.end();
+    close() {
+      return (closing ??= (async () => {
+        await Promise.all([...listeners].map((l) => l.close()));
+        await pool.end();
+      })());
     },
   };
 }
