@@ -10,6 +10,16 @@ export interface Queryable {
   query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
 }
 
+/** Options of a statement run on its own (Database.query, autocommit). */
+export interface QueryOptions {
+  /**
+   * The statement looks rows up by their keys (the ES9+ hot path): on PostgreSQL it runs on a
+   * connection that plans each statement once and reuses the plan, with sequential scans disabled
+   * (KEY_LOOKUP_CONNECTION_SETTINGS); like TxOptions.keyLookups, without a transaction around it.
+   */
+  keyLookups?: boolean;
+}
+
 /** One database connection, held for a while (session-level advisory locks live on one connection). */
 export interface Connection extends Queryable {
   /** Runs fn in one transaction on this connection. */
@@ -39,6 +49,8 @@ export interface TxOptions {
 
 export interface Database extends Queryable {
   readonly kind: 'pglite' | 'postgres';
+  /** Runs one statement on its own (its own implicit transaction). */
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[], opts?: QueryOptions): Promise<T[]>;
   /** Runs fn in one transaction: committed when fn resolves, rolled back when it throws. */
   tx<T>(fn: (q: Queryable) => Promise<T>, opts?: TxOptions): Promise<T>;
   /** Runs fn on one connection taken for the whole call (PGlite has just one). */
@@ -168,9 +180,13 @@ export function pgConnectionConfig(url: string): { connectionString: string; opt
   return { connectionString, options: [given, ...CONNECTION_SETTINGS].filter((o) => o && o.trim()).join(' ') };
 }
 
-/** Runs fn in a transaction on a client; `client` must not be used by anyone else meanwhile. */
 /** What BEGIN sets for a TxOptions.keyLookups transaction (SET LOCAL: until its end). */
 export const KEY_LOOKUP_SETTINGS = 'SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off';
+
+/** The same, for the connections of QueryOptions.keyLookups statements (a pool of their own). */
+export const KEY_LOOKUP_CONNECTION_SETTINGS = ['-c plan_cache_mode=force_generic_plan', '-c enable_seqscan=off'];
+
+/** Runs fn in a transaction on a client; `client` must not be used by anyone else meanwhile. */
 
 async function clientTx<T>(client: import('pg').PoolClient | import('pg').Client, fn: (q: Queryable) => Promise<T>, opts: TxOptions = {}): Promise<T> {
   await client.query(opts.keyLookups ? `BEGIN; ${KEY_LOOKUP_SETTINGS}` : 'BEGIN');
@@ -193,9 +209,16 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
   const pgmod = await import('pg');
   const connConfig = pgConnectionConfig(url);
   const pool = new pgmod.default.Pool({ ...connConfig, max: poolSize });
+  // Key-lookup statements run alone (QueryOptions.keyLookups), on connections of their own.
+  const keyPool = new pgmod.default.Pool({
+    ...connConfig,
+    options: [connConfig.options, ...KEY_LOOKUP_CONNECTION_SETTINGS].join(' '),
+    max: poolSize,
+  });
   let closing: Promise<void> | undefined;
   // An idle client that loses its connection must not crash the process.
   pool.on('error', () => {});
+  keyPool.on('error', () => {});
   const listeners = new Set<Listener>();
 
   /** LISTEN on a dedicated connection, re-established (1 s, 2 s … 30 s apart) when it drops. */
@@ -263,8 +286,8 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
 
   return {
     kind: 'postgres',
-    async query<T>(sql: string, params?: unknown[]) {
-      const r = await pool.query(statement(sql, params));
+    async query<T>(sql: string, params?: unknown[], opts?: QueryOptions) {
+      const r = await (opts?.keyLookups ? keyPool : pool).query(statement(sql, params));
       return r.rows as T[];
     },
     async tx<T>(fn: (q: Queryable) => Promise<T>, opts?: TxOptions): Promise<T> {
@@ -301,7 +324,7 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
     close() {
       return (closing ??= (async () => {
         await Promise.all([...listeners].map((l) => l.close()));
-        await pool.end();
+        await Promise.all([pool.end(), keyPool.end()]);
       })());
     },
   };
