@@ -14,9 +14,8 @@
 import cluster, { type Worker } from 'node:cluster';
 import { pino } from 'pino';
 import { ConfigError, type Config } from './config.js';
-import { openDatabase } from './db/db.js';
 import { migrate } from './db/migrate.js';
-import { ensurePki } from './server.js';
+import { ensurePki, logStream, openConfiguredDatabase } from './server.js';
 
 /** A worker that exits within this time of its start failed to start (ms). */
 const STARTUP_MS = 10_000;
@@ -32,9 +31,10 @@ export function checkClusterConfig(config: Config): void {
 /** Runs the primary; resolves with the exit code once every worker has exited. */
 export async function runPrimary(config: Config): Promise<number> {
   checkClusterConfig(config);
-  const log = pino({ level: config.logLevel });
+  const stream = logStream(config);
+  const log = stream ? pino({ level: config.logLevel }, stream) : pino({ level: config.logLevel });
   await ensurePki(config, (m) => console.error(m));
-  const db = await openDatabase({ url: config.databaseUrl, poolSize: 1 });
+  const db = await openConfiguredDatabase(config, 1);
   try {
     const applied = await migrate(db);
     if (applied.length) log.info({ applied }, 'migrations applied');

@@ -3,7 +3,9 @@
  * default) and a real PostgreSQL server when DATABASE_URL is set. Everything above this file sees
  * only `Database`.
  */
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname } from 'node:path';
 
 export interface Queryable {
   /** Runs one statement with $1… parameters and returns its rows. bytea comes back as Buffer. */
@@ -73,6 +75,100 @@ export interface DatabaseOptions {
   dataDir?: string;
   /** Connection pool size for PostgreSQL. */
   poolSize?: number;
+  /**
+   * PostgreSQL: a new connection that is not ready (TCP, TLS, authentication) within this time fails
+   * with "timeout expired" (default 5000). Waiting for a free pooled connection is not limited.
+   */
+  connectTimeoutMs?: number;
+}
+
+/** The PGlite data folder is held by another live process (see lockDataDir). */
+export class DataDirLockedError extends Error {
+  override name = 'DataDirLockedError';
+  constructor(
+    readonly dataDir: string,
+    readonly pid: number,
+    readonly lockFile: string,
+  ) {
+    super(`the data folder ${dataDir} is in use by another mock-smdp server (pid ${pid}; lock file ${lockFile}): stop it, or give another DATA_DIR / --data`);
+  }
+}
+
+/** This process's start time (field 22 of /proc/PID/stat), which tells a reused pid from the locker; undefined off Linux. */
+function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The data folders this process holds (a second open in the same process is refused as well). */
+const heldLocks = new Set<string>();
+
+/**
+ * PGlite is one process's database: a second server on the same folder would corrupt it (it
+ * aborts with a WebAssembly assertion). `<dataDir>.lock` holds the owner's pid, host and process
+ * start time, created exclusively; a lock whose process is gone (or whose pid now belongs to a
+ * process started later) is stale and taken over. Returns the release function.
+ */
+export function lockDataDir(dataDir: string): () => void {
+  const file = `${dataDir.replace(/[\\/]+$/, '')}.lock`;
+  mkdirSync(dirname(file), { recursive: true });
+  const mine = JSON.stringify({ pid: process.pid, host: hostname(), start: processStart(process.pid) ?? null });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fd = openSync(file, 'wx');
+      try {
+        writeSync(fd, `${mine}\n`);
+      } finally {
+        closeSync(fd);
+      }
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 3) throw err;
+    }
+    let holder: { pid?: number; host?: string; start?: string | null } = {};
+    try {
+      holder = JSON.parse(readFileSync(file, 'utf8'));
+    } catch {
+      // Unreadable or half-written: treated as stale below only once it is old enough to not be in progress.
+    }
+    const pid = Number(holder.pid);
+    const live =
+      Number.isInteger(pid) && pid > 0 &&
+      (holder.host === undefined || holder.host === hostname()) &&
+      (pid === process.pid ? heldLocks.has(file) : processAlive(pid) && (!holder.start || holder.start === processStart(pid)));
+    if (live) throw new DataDirLockedError(dataDir, pid, file);
+    try {
+      unlinkSync(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  heldLocks.add(file);
+  const release = () => {
+    if (!heldLocks.delete(file)) return;
+    process.removeListener('exit', release);
+    try {
+      if (readFileSync(file, 'utf8').trim() === mine) unlinkSync(file);
+    } catch {
+      // Already gone.
+    }
+  };
+  // A process that exits without closing (process.exit on a signal) leaves no lock behind.
+  process.on('exit', release);
+  return release;
 }
 
 function toBuffers<T>(rows: T[]): T[] {
@@ -90,11 +186,19 @@ export const PGLITE_SETTINGS = ['shared_buffers = 16MB', 'temp_buffers = 1MB', '
 
 async function openPglite(dataDir: string): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
-  if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
-  // PGlite's WebAssembly memory grows to what PostgreSQL asks for and never shrinks: with the stock
-  // 128 MB of shared buffers the embedded server peaked near 900 MiB under the bench; 16 MB holds
-  // a test server's working set and keeps it near 400 MiB.
-  const pg = await PGlite.create(dataDir, { postgresqlconf: PGLITE_SETTINGS });
+  const inMemory = dataDir.startsWith('memory://');
+  const unlock = inMemory ? () => {} : lockDataDir(dataDir);
+  let pg: import('@electric-sql/pglite').PGlite;
+  try {
+    if (!inMemory) mkdirSync(dataDir, { recursive: true });
+    // PGlite's WebAssembly memory grows to what PostgreSQL asks for and never shrinks: with the stock
+    // 128 MB of shared buffers the embedded server peaked near 900 MiB under the bench; 16 MB holds
+    // a test server's working set and keeps it near 400 MiB.
+    pg = await PGlite.create(dataDir, { postgresqlconf: PGLITE_SETTINGS });
+  } catch (err) {
+    unlock();
+    throw err;
+  }
   let closing: Promise<void> | undefined;
   const wrap = (q: { query: (s: string, p?: unknown[]) => Promise<{ rows: unknown[] }> }): Queryable => ({
     async query<T>(sql: string, params?: unknown[]) {
@@ -128,7 +232,7 @@ async function openPglite(dataDir: string): Promise<Database> {
       await pg.exec(sql);
     },
     // Once: a second close (a test that closed it, then its teardown) is a no-op.
-    close: () => (closing ??= pg.close()),
+    close: () => (closing ??= pg.close().finally(unlock)),
   };
 }
 
@@ -205,15 +309,24 @@ async function clientTx<T>(client: import('pg').PoolClient | import('pg').Client
   }
 }
 
-async function openPostgres(url: string, poolSize: number): Promise<Database> {
+async function openPostgres(url: string, poolSize: number, connectTimeoutMs: number): Promise<Database> {
   const pgmod = await import('pg');
-  const connConfig = pgConnectionConfig(url);
-  const pool = new pgmod.default.Pool({ ...connConfig, max: poolSize });
+  // The timeout is the client's (connection establishment) only: a pool-level one would also fail
+  // requests that wait for a free connection under load.
+  const connConfig = { ...pgConnectionConfig(url), connectionTimeoutMillis: connectTimeoutMs };
+  const { connectionTimeoutMillis: _unused, ...poolConfig } = connConfig;
+  class TimedClient extends pgmod.default.Client {
+    constructor(c: import('pg').ClientConfig = {}) {
+      super({ ...c, connectionTimeoutMillis: connectTimeoutMs });
+    }
+  }
+  const pool = new pgmod.default.Pool({ ...poolConfig, max: poolSize, Client: TimedClient });
   // Key-lookup statements run alone (QueryOptions.keyLookups), on connections of their own.
   const keyPool = new pgmod.default.Pool({
-    ...connConfig,
-    options: [connConfig.options, ...KEY_LOOKUP_CONNECTION_SETTINGS].join(' '),
+    ...poolConfig,
+    options: [poolConfig.options, ...KEY_LOOKUP_CONNECTION_SETTINGS].join(' '),
     max: poolSize,
+    Client: TimedClient,
   });
   let closing: Promise<void> | undefined;
   // An idle client that loses its connection must not crash the process.
@@ -331,6 +444,6 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
 }
 
 export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
-  if (opts.url) return openPostgres(opts.url, opts.poolSize ?? 10);
+  if (opts.url) return openPostgres(opts.url, opts.poolSize ?? 10, opts.connectTimeoutMs ?? 5000);
   return openPglite(opts.dataDir ?? 'data/pglite');
 }
