@@ -1,0 +1,81 @@
+// Family groups: members, lines, each profile's live state, and the pool's and members' usage against
+// plan and caps (GET /admin/family/groups[/:gid]).
+import { $, h, clear, badge, when } from './dom.js';
+import { get } from './api.js';
+
+let groups = [];
+let openId;
+
+export function init() {}
+
+export async function show() {
+  ({ groups } = await get('/admin/family/groups'));
+  renderGroups();
+  if (!openId && groups[0]) openId = groups[0].id;
+  if (openId) await openGroup(openId);
+}
+
+function renderGroups() {
+  const ul = clear($('#groups'));
+  $('#groups-empty').hidden = groups.length > 0;
+  for (const g of groups) {
+    ul.append(h('li', { class: g.id === openId ? 'selected' : undefined, onclick: () => openGroup(g.id) },
+      h('b', {}, g.name), h('span', { class: 'sub' }, `${g.operatorId} · ${g.members} members · ${g.lines} lines`)));
+  }
+}
+
+function meter(name, l, unit = '') {
+  if (!l) return null;
+  const pct = l.limit ? Math.min(100, Math.round((l.used / l.limit) * 100)) : 0;
+  return h('div', { class: 'meter' },
+    h('div', { class: 'label' }, h('span', {}, name), h('span', {}, h('b', {}, `${l.used}${unit}`), l.limit === null ? ' (no cap)' : ` of ${l.limit}${unit}`)),
+    h('div', { class: `bar${pct >= 100 ? ' full' : pct >= 80 ? ' high' : ''}` }, h('span', { style: `width:${l.limit === null ? 0 : pct}%` })));
+}
+
+async function openGroup(id) {
+  openId = id;
+  renderGroups();
+  const el = $('#group-detail');
+  let g;
+  try {
+    g = await get(`/admin/family/groups/${encodeURIComponent(id)}`);
+  } catch (err) {
+    clear(el).append(h('div', { class: 'card' }, h('p', { class: 'message error' }, err.message)));
+    return;
+  }
+  if (openId !== id) return;
+  const plan = g.group.plan;
+  clear(el).append(
+    h('div', { class: 'card' },
+      h('div', { class: 'card-head' }, h('h2', {}, g.group.name, h('span', { class: 'count' }, ` · ${g.group.id} · ${g.group.operatorId}`)),
+        h('div', { class: 'counts' }, Object.entries(g.profileStates).map(([s, n]) => h('span', { class: `badge ${s}` }, s, h('span', { class: 'n' }, String(n)))))),
+      h('p', { class: 'message' }, `Plan ${plan.profileType ?? '(none)'} · cycle ${g.cycle.start} → ${g.cycle.end}, ${g.cycle.daysLeft} days left`,
+        plan.msisdns?.length ? ` · numbers ${plan.msisdns.join(', ')}` : ''),
+      h('h3', {}, 'Pool'),
+      h('div', { class: 'meters' }, meter('Data', g.pool.data, ' MB'), meter('Hotspot', g.pool.hotspot, ' MB'), meter('Voice', g.pool.voice, ' min'), meter('SMS', g.pool.sms)),
+      g.pool.data.throttledMb || g.pool.blocked ? h('p', { class: 'message' }, `${g.pool.data.throttledMb} MB throttled, ${g.pool.blocked} events blocked`) : null),
+    h('div', { class: 'members' }, g.members.map((m) => h('div', { class: 'member card' },
+      h('div', { class: 'member-head' }, h('div', {}, h('b', {}, m.name), h('span', { class: 'role' }, m.role)), h('span', { class: 'count' }, `at cap: ${m.caps.atCap}`)),
+      m.usage ? h('div', { class: 'meters' }, meter('Data', m.usage.data, ' MB'), meter('Hotspot', m.usage.hotspot, ' MB'), meter('Voice', m.usage.voice, ' min'), meter('SMS', m.usage.sms)) : null,
+      h('h3', {}, 'Lines'),
+      m.lines.length
+        ? h('table', { class: 'list' }, h('tbody', {}, m.lines.map((l) => h('tr', { dataset: { iccid: l.iccid ?? '' } },
+          h('td', {}, l.name ?? l.device, h('span', { class: 'role' }, l.device)),
+          h('td', { class: 'mono' }, l.msisdn ?? (l.numberMode === 'shared' ? 'shared' : '—')),
+          h('td', { class: 'mono' }, l.iccid ?? 'no profile'),
+          h('td', {}, l.profile ? badge(l.profile.state) : '—'),
+          h('td', { class: 'count' }, l.usage ? `${l.usage.dataMb} MB · ${l.usage.voiceMin} min · ${l.usage.sms} SMS` : '')))))
+        : h('p', { class: 'message' }, 'No lines.')))),
+    h('div', { class: 'card' }, h('h2', {}, 'Latest events'),
+      h('ul', { class: 'timeline' }, g.events.map((e) => h('li', { class: 'event' }, h('span', { class: 'when' }, when(e.at)), h('b', {}, e.type),
+        e.detail ? h('span', { class: 'detail' }, Object.entries(e.detail).filter(([, v]) => v !== null && typeof v !== 'object').map(([k, v]) => `${k}: ${v}`).join(' · ')) : null)))),
+  );
+}
+
+export function onLive(event, data, visible) {
+  if (!visible) return;
+  const refresh = () => { clearTimeout(onLive.timer); onLive.timer = setTimeout(show, 250); };
+  if (event === 'family') return refresh();
+  // A profile of a line of the open group changed.
+  if (event === 'order' && document.querySelector(`#group-detail tr[data-iccid="${data.order.iccid}"]`)) refresh();
+}
