@@ -15,7 +15,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { pino } from 'pino';
 import { ConfigError, type Config } from './config.js';
 import { migrate } from './db/migrate.js';
-import { ensurePki, logStream, openConfiguredDatabase } from './server.js';
+import { checkPortFree, ensurePki, logStream, openConfiguredDatabase } from './server.js';
 
 /** A worker that exits within this time of its start failed to start (ms). */
 const STARTUP_MS = 10_000;
@@ -33,6 +33,7 @@ export async function runPrimary(config: Config): Promise<number> {
   checkClusterConfig(config);
   const stream = logStream(config);
   const log = stream ? pino({ level: config.logLevel }, stream) : pino({ level: config.logLevel });
+  await checkPortFree(config);
   await ensurePki(config, (m) => console.error(m));
   const db = await openConfiguredDatabase(config, 1);
   try {

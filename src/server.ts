@@ -4,6 +4,7 @@
  * or ConfigError whose message is one line naming the setting to fix (the CLI prints it and exits 1).
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import net from 'node:net';
 import { join, normalize } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
@@ -101,6 +102,20 @@ function listenError(err: unknown, config: Config): Error {
   return err as Error;
 }
 
+/**
+ * Fails at once when the port cannot be listened on (another server has it), before the PKI and
+ * the database are opened: a taken port is then one line within a second, not after start-up work.
+ * The real listen later reports the (rare) race the same way.
+ */
+export async function checkPortFree(config: Config): Promise<void> {
+  if (config.port === 0) return;
+  await new Promise<void>((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', (err) => reject(listenError(err, config)));
+    probe.listen({ host: config.listenHost, port: config.port }, () => probe.close(() => resolve()));
+  });
+}
+
 const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
 const LEVEL_COLOURS: Record<number, string> = { 10: '90', 20: '36', 30: '32', 40: '33', 50: '31', 60: '35' };
 const OMIT = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'v']);
@@ -144,6 +159,7 @@ export function logStream(config: Pick<Config, 'logFormat'>, out: NodeJS.WriteSt
 }
 
 export async function startServer(config: Config): Promise<RunningServer> {
+  await checkPortFree(config);
   const pki = await ensurePki(config, (m) => console.error(m));
   if (config.tls && !pki.tls) throw new ConfigError(`no DP TLS certificate in ${config.certsDir}: add one, or set TLS=0 (plain HTTP behind a TLS proxy)`);
   const db = await openConfiguredDatabase(config);

@@ -13,7 +13,8 @@ export const FAMILY_USAGE = `  mock-smdp family demo [--type T] [--callback URL]
                                   5 GB hotspot), Alex (owner: phone + watch), Sam (adult: phone), Kim (child,
                                   2 GB: phone), issues the four profiles and prints their activation codes
   mock-smdp family usage GROUP LINE --kind data|voice|sms --amount N [--hotspot]
-  mock-smdp family summary|events|clock GROUP
+  mock-smdp family summary|clock GROUP      (JSON)
+  mock-smdp family events GROUP [--json]
   mock-smdp family advance GROUP --days N
   mock-smdp family rollover GROUP
   (operator key: --key or MOCK_SMDP_OPERATOR_KEY)`;
@@ -21,14 +22,26 @@ export const FAMILY_USAGE = `  mock-smdp family demo [--type T] [--callback URL]
 class CliError extends Error {}
 
 export async function familyCommand(argv: string[], client: HttpClient, adminHeaders: Record<string, string>): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      key: { type: 'string' }, type: { type: 'string' }, callback: { type: 'string' }, json: { type: 'boolean' },
-      kind: { type: 'string' }, amount: { type: 'string' }, hotspot: { type: 'boolean' }, days: { type: 'string' },
-    },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        key: { type: 'string' }, type: { type: 'string' }, callback: { type: 'string' }, json: { type: 'boolean' },
+        kind: { type: 'string' }, amount: { type: 'string' }, hotspot: { type: 'boolean' }, days: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    console.error(`${(err as Error).message.split('\n')[0]!.replace(/\. To specify .*/, '')} (mock-smdp family --help for usage)`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help || positionals[0] === 'help') {
+    console.log(`usage:\n${FAMILY_USAGE}`);
+    return 0;
+  }
   let key = values.key ?? process.env.MOCK_SMDP_OPERATOR_KEY;
   const call = async (method: string, path: string, body?: unknown, expect = [200, 201]): Promise<any> => {
     if (!key) throw new CliError('no operator key: give --key KEY or set MOCK_SMDP_OPERATOR_KEY (mock-smdp family demo prints one)');
@@ -95,10 +108,13 @@ export async function familyCommand(argv: string[], client: HttpClient, adminHea
         if (!group) break;
         print(await call('GET', `/family/groups/${group}/usage`));
         return 0;
-      case 'events':
+      case 'events': {
         if (!group) break;
-        for (const e of (await call('GET', `/family/groups/${group}/events`)).events) console.log(`${e.id}\t${e.at}\t${e.type}\t${JSON.stringify(e.detail)}`);
+        const r = await call('GET', `/family/groups/${group}/events`);
+        if (values.json) print(r);
+        else for (const e of r.events) console.log(`${e.id}\t${e.at}\t${e.type}\t${JSON.stringify(e.detail)}`);
         return 0;
+      }
       case 'clock':
         if (!group) break;
         print(await call('GET', `/family/groups/${group}/clock`));

@@ -246,20 +246,24 @@ export async function simCommand(argv: string[]): Promise<number> {
   try {
     parsed = parseArgs({ args: own, options: OPTIONS, allowPositionals: true, strict: true });
   } catch (err) {
-    console.error(`${(err as Error).message}\n\n${SIM_USAGE}`);
+    console.error(`${(err as Error).message.split('\n')[0]!.replace(/\. To specify .*/, '')} (mock-smdp sim --help for usage)`);
     return 2;
   }
   const { values, positionals } = parsed;
   const [cmd, ...args] = positionals;
-  if (values.help || !cmd || cmd === 'help') {
+  if (values.help || cmd === 'help') {
     console.log(SIM_USAGE);
-    return cmd || values.help ? 0 : 2;
+    return 0;
+  }
+  if (!cmd) {
+    console.error(SIM_USAGE);
+    return 2;
   }
   const json = !!values.json;
   const log = (s: string) => console.error(s);
   const known = ['download', 'notifications', 'profiles', 'package', 'enable', 'disable', 'delete', 'eid', 'apdu-stdio'];
   if (!known.includes(cmd)) {
-    console.error(`unknown sim command ${cmd}\n\n${SIM_USAGE}`);
+    console.error(`unknown sim command ${cmd} (mock-smdp sim --help for usage)`);
     return 2;
   }
 
