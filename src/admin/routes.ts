@@ -4,14 +4,20 @@
  * loopback callers are served.
  */
 import { timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import type { Database } from '../db/db.js';
-import { createReleasedOrder, getProfile, OrderError, profileHistory, publicProfile } from '../orders/store.js';
+import { ApiError } from '../http/api-error.js';
+import { errorReply, jsonReply } from '../openapi.js';
+import { createReleasedOrder, getProfile, MAX_EXPIRES_IN, profileHistory, publicProfile } from '../orders/store.js';
 import { buildActivationCode } from '../rsp/activation-code.js';
-import { IdentifierError } from '../rsp/identifiers.js';
 import { profileTypeTemplate } from '../inventory/store.js';
 import { orderProfilePackage, securityDomainKeys } from '../saip/template.js';
+import { resetRoutes } from './reset.js';
+import {
+  EXAMPLE_ICCID, iccidParams, keysExample, keysSchema, orderExample, orderSchema, ordersSchema, profileDetailExample, profileDetailSchema,
+  profileExample, profilesSchema,
+} from './schemas.js';
 
 export interface AdminDeps {
   db: Database;
@@ -20,6 +26,23 @@ export interface AdminDeps {
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
+
+/**
+ * Whether a request is for the admin API: by the route it was routed to (the router decodes the
+ * path, so `/%61dmin/…` is an admin route too), or, when no route matched, by its decoded path (an
+ * unauthorised caller does not learn which admin paths exist).
+ */
+export function isAdminRequest(req: FastifyRequest): boolean {
+  const routed = req.routeOptions?.url;
+  if (routed !== undefined) return routed === '/admin' || routed.startsWith('/admin/');
+  let path = req.url.split('?')[0] ?? '';
+  try {
+    path = decodeURIComponent(path);
+  } catch {
+    // malformed escapes: judge the raw path
+  }
+  return /^\/+admin(\/|$)/i.test(path);
+}
 
 function authorised(req: FastifyRequest, token?: string): boolean {
   if (!token) return LOOPBACK.has(req.socket.remoteAddress ?? '');
@@ -36,11 +59,11 @@ const orderBody = {
     matchingId: { type: 'string', pattern: '^[0-9A-Za-z-]{1,64}$' },
     eid: { type: 'string', pattern: '^[0-9]{32}$' },
     confirmationCode: { type: 'string', minLength: 1, maxLength: 64 },
-    profileType: { type: 'string', minLength: 1, maxLength: 64 },
+    profileType: { type: 'string', minLength: 1, maxLength: 64, description: 'an existing profile type (default: default)' },
     imsi: { type: 'string', pattern: '^[0-9]{6,15}$' },
     ki: { type: 'string', pattern: '^[0-9A-Fa-f]{32}$' },
     opc: { type: 'string', pattern: '^[0-9A-Fa-f]{32}$' },
-    expiresIn: { type: 'integer', minimum: 1 },
+    expiresIn: { type: 'integer', minimum: 1, maximum: MAX_EXPIRES_IN, description: 'seconds until the order expires' },
     maxDownloadAttempts: { type: 'integer', minimum: 1, maximum: 1000 },
     maxConfirmationCodeAttempts: { type: 'integer', minimum: 1, maximum: 1000 },
     count: { type: 'integer', minimum: 1, maximum: 10000, description: 'create this many orders (no iccid/matchingId then)' },
@@ -54,9 +77,10 @@ interface OrderBody {
 }
 
 export async function adminRoutes(app: FastifyInstance, deps: AdminDeps) {
-  app.addHook('onRequest', async (req, reply) => {
-    if (req.url.startsWith('/admin') && !authorised(req, deps.config.adminToken)) {
-      return reply.code(401).send({ error: 'unauthorised', message: 'admin API needs a valid bearer token (or a loopback caller when no ADMIN_TOKEN is set)' });
+  // Every route under /admin, whoever registers it and whatever the encoding of its path.
+  app.addHook('onRequest', async (req) => {
+    if (isAdminRequest(req) && !authorised(req, deps.config.adminToken)) {
+      throw ApiError.unauthorised('admin API needs a valid bearer token (or a loopback caller when no ADMIN_TOKEN is set)');
     }
   });
 
@@ -68,47 +92,54 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminDeps) {
       confirmationCodeRequired: p.cc_digest !== null,
     }),
   });
+  const tags = ['admin: orders'];
+  const noProfile = errorReply(404, { error: 'notFound', message: `no profile "${EXAMPLE_ICCID}"`, details: { profile: EXAMPLE_ICCID } });
+  const badIccid = errorReply(400, { error: 'invalid', message: 'ICCID must be 19 or 20 digits: 12' });
 
-  app.post<{ Body: OrderBody }>('/admin/orders', { schema: { body: orderBody } }, async (req, reply) => {
+  app.post<{ Body: OrderBody }>('/admin/orders', {
+    schema: {
+      tags, summary: 'Create released (downloadable) orders: one, or `count` of them',
+      body: orderBody,
+      response: {
+        201: jsonReply('The order (or with count, `{ orders: [...] }`), with its activation code', { anyOf: [orderSchema, ordersSchema] }, orderExample),
+        400: errorReply(400, { error: 'invalid', message: 'count cannot be combined with iccid or matchingId', details: { field: 'body.count' } }),
+        404: errorReply(404, { error: 'notFound', message: 'unknown profile type "nope" (create it with POST /admin/profile-types)', details: { profileType: 'nope' } }),
+        409: errorReply(409, { error: 'conflict', message: 'MatchingID ABC-1 already in use', details: { matchingId: 'ABC-1' } }),
+      },
+    },
+  }, async (req, reply) => {
     const b = req.body;
     const count = b.count ?? 1;
-    if (count > 1 && (b.iccid || b.matchingId)) return reply.code(400).send({ error: 'invalid', message: 'count cannot be combined with iccid or matchingId' });
-    try {
-      const created = [];
-      for (let i = 0; i < count; i++) {
-        created.push(
-          await deps.db.tx((q) =>
-            createReleasedOrder(q, {
-              ...b,
-              ki: b.ki ? Buffer.from(b.ki, 'hex') : undefined,
-              opc: b.opc ? Buffer.from(b.opc, 'hex') : undefined,
-            }),
-          ),
-        );
-      }
-      return reply.code(201).send(count === 1 && b.count === undefined ? view(created[0]!) : { orders: created.map(view) });
-    } catch (err) {
-      if (err instanceof OrderError) return reply.code(err.code === 'conflict' ? 409 : 400).send({ error: err.code, message: err.message });
-      if (err instanceof IdentifierError) return reply.code(400).send({ error: 'invalid', message: err.message });
-      throw err;
+    if (count > 1 && (b.iccid || b.matchingId)) throw ApiError.badRequest('count cannot be combined with iccid or matchingId', { field: 'body.count' });
+    const created = [];
+    for (let i = 0; i < count; i++) {
+      created.push(
+        await deps.db.tx((q) =>
+          createReleasedOrder(q, {
+            ...b,
+            ki: b.ki ? Buffer.from(b.ki, 'hex') : undefined,
+            opc: b.opc ? Buffer.from(b.opc, 'hex') : undefined,
+          }),
+        ),
+      );
     }
+    return reply.code(201).send(count === 1 && b.count === undefined ? view(created[0]!) : { orders: created.map(view) });
   });
 
-  /** The profile named in the URL, or undefined after answering 400 (not an ICCID) or 404. */
-  const profileOr4xx = async (iccid: string, reply: FastifyReply) => {
-    try {
-      const p = await getProfile(deps.db, iccid);
-      if (!p) reply.code(404).send({ error: 'notFound', message: `no profile ${iccid}` });
-      return p;
-    } catch (err) {
-      if (err instanceof IdentifierError) return void reply.code(400).send({ error: 'invalid', message: err.message });
-      throw err;
-    }
+  /** The profile named in the URL (400 when it is not an ICCID, 404 when there is none). */
+  const profileOr404 = async (iccid: string) => {
+    const p = await getProfile(deps.db, iccid);
+    if (!p) throw ApiError.notFound('profile', iccid);
+    return p;
   };
 
-  app.get<{ Params: { iccid: string } }>('/admin/profiles/:iccid', async (req, reply) => {
-    const p = await profileOr4xx(req.params.iccid, reply);
-    if (!p) return reply;
+  app.get<{ Params: { iccid: string } }>('/admin/profiles/:iccid', {
+    schema: {
+      tags, summary: 'A profile with its history and notifications', params: iccidParams,
+      response: { 200: jsonReply('The profile', profileDetailSchema, profileDetailExample), 400: badIccid, 404: noProfile },
+    },
+  }, async (req) => {
+    const p = await profileOr404(req.params.iccid);
     const history = await profileHistory(deps.db, p.iccid);
     const notifications = await deps.db.query<{ received_at: Date; kind: string; verified: boolean; outcome: string; seq_number: number | null }>(
       'SELECT received_at, kind, verified, outcome, seq_number FROM notifications WHERE iccid = $1 ORDER BY id',
@@ -123,9 +154,13 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminDeps) {
 
   // The secrets of one profile, for the operator that loads them into its network and its OTA platform:
   // Ki/OPc and the MNO-SD keys, read from the profile package the order produces (docs/profiles.md).
-  app.get<{ Params: { iccid: string } }>('/admin/profiles/:iccid/keys', async (req, reply) => {
-    const p = await profileOr4xx(req.params.iccid, reply);
-    if (!p) return reply;
+  app.get<{ Params: { iccid: string } }>('/admin/profiles/:iccid/keys', {
+    schema: {
+      tags, summary: "A profile's secrets: Ki, OPc and its security domains' keys", params: iccidParams,
+      response: { 200: jsonReply('The keys', keysSchema, keysExample), 400: badIccid, 404: noProfile },
+    },
+  }, async (req) => {
+    const p = await profileOr404(req.params.iccid);
     const template = (await profileTypeTemplate(deps.db, p.profile_type)) ?? null;
     const upp = orderProfilePackage({ iccid: p.iccid, imsi: p.imsi, ki: p.ki, opc: p.opc, scp03Keys: p.scp03_keys }, template);
     const hex = (b: Buffer) => b.toString('hex').toUpperCase();
@@ -144,7 +179,17 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminDeps) {
   });
 
   app.get<{ Querystring: { state?: string; limit?: number } }>('/admin/profiles', {
-    schema: { querystring: { type: 'object', properties: { state: { type: 'string' }, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } } } },
+    schema: {
+      tags, summary: 'Profiles, most recently changed first (?state, ?limit)',
+      querystring: {
+        type: 'object',
+        properties: {
+          state: { type: 'string', enum: ['Available', 'Allocated', 'Linked', 'Confirmed', 'Released', 'Downloaded', 'Installed', 'Error', 'Unavailable'] },
+          limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+        },
+      },
+      response: { 200: jsonReply('The profiles', profilesSchema, { profiles: [profileExample] }) },
+    },
   }, async (req) => {
     const rows = await deps.db.query<Parameters<typeof publicProfile>[0]>(
       `SELECT * FROM profiles WHERE ($1::text IS NULL OR state = $1) ORDER BY updated_at DESC LIMIT $2`,
@@ -152,4 +197,6 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminDeps) {
     );
     return { profiles: rows.map(publicProfile) };
   });
+
+  await resetRoutes(app, deps);
 }

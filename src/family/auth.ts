@@ -4,7 +4,7 @@
  * Principals: an operator (API key in X-API-Key or `Authorization: Bearer`, or its TLS client
  * certificate, as for ES2+) or a group member (`Authorization: Bearer fam_…`, the token handed out
  * once when the member was created). Every permission is one small named check that throws
- * FamilyError('forbidden') — a 403 — before anything is changed.
+ * ApiError forbidden — a 403 — before anything is changed; no caller is a 401.
  *
  *   operator        everything on its own groups, nothing on other operators' groups
  *   owner token     read its group; change children's caps; lower its own caps; issue profiles for the group's lines
@@ -15,7 +15,8 @@ import type { Queryable } from '../db/db.js';
 import { FunctionFailed } from '../errors.js';
 import { authenticateOperator, credentialsOf } from '../es2plus/auth.js';
 import type { OperatorRow } from '../operators/store.js';
-import { capsOf, FamilyError, findMemberByToken, MEMBER_TOKEN_PREFIX, type Caps, type GroupRow, type MemberRow } from './store.js';
+import { ApiError } from '../http/api-error.js';
+import { capsOf, findMemberByToken, MEMBER_TOKEN_PREFIX, type Caps, type GroupRow, type MemberRow } from './store.js';
 
 export type Principal =
   | { kind: 'operator'; operator: OperatorRow }
@@ -26,7 +27,7 @@ export function principalLabel(p: Principal): string {
   return p.kind === 'operator' ? `operator:${p.operator.id}` : `member:${p.member.id}`;
 }
 
-const forbidden = (message: string) => new FamilyError('forbidden', message);
+const forbidden = (message: string) => ApiError.forbidden(message);
 
 /** The caller of a request: a member by its fam_ bearer token, else an operator; 401 when neither. */
 export async function resolvePrincipal(q: Queryable, req: Pick<FastifyRequest, 'headers' | 'raw'>): Promise<Principal> {
@@ -34,13 +35,13 @@ export async function resolvePrincipal(q: Queryable, req: Pick<FastifyRequest, '
   const bearer = typeof auth === 'string' && /^Bearer\s+/i.test(auth) ? auth.replace(/^Bearer\s+/i, '').trim() : undefined;
   if (bearer?.startsWith(MEMBER_TOKEN_PREFIX) && req.headers['x-api-key'] === undefined) {
     const member = await findMemberByToken(q, bearer);
-    if (!member) throw new FamilyError('unauthorised', 'unknown member token');
+    if (!member) throw ApiError.unauthorised('unknown member token');
     return { kind: 'member', member };
   }
   try {
     return { kind: 'operator', operator: await authenticateOperator(q, credentialsOf(req)) };
   } catch (err) {
-    if (err instanceof FunctionFailed) throw new FamilyError('unauthorised', `${err.message} (send an operator API key, or a member token as Authorization: Bearer fam_…)`);
+    if (err instanceof FunctionFailed) throw ApiError.unauthorised(`${err.message} (send an operator API key, or a member token as Authorization: Bearer fam_…)`);
     throw err;
   }
 }

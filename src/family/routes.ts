@@ -2,11 +2,14 @@
  * The family REST API under /family (JSON, bodies validated against schemas/family/*.json, listed in
  * the OpenAPI document under the tag "family"). Each handler: who is calling (auth.ts, 401 when
  * nobody), the body's validity (400), the addressed group/member/line (404), the permission (403),
- * then the change — all in one transaction, so a refusal changes nothing.
+ * then the change — all in one transaction, so a refusal changes nothing. Refusals are ApiError
+ * (src/http/api-error.ts), rendered by the app's error handler as `{ error, message, details? }`.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import type { Database, Queryable } from '../db/db.js';
+import { ApiError } from '../http/api-error.js';
+import { errorReply, jsonReply, nullableString, type ErrorExample } from '../openapi.js';
 import { loadSchemas } from '../schemas.js';
 import {
   checkGroupOperator, checkIsOperator, checkMayIssue, checkMayReadGroup, checkMayReadMember, checkMaySetCaps,
@@ -14,8 +17,8 @@ import {
 } from './auth.js';
 import { issueProfile, moveLine, type IssueRequest } from './issue.js';
 import {
-  createGroup, createLine, createMember, deleteGroup, deleteLine, deleteMember, FamilyError, getGroup, getLine, getMember,
-  HTTP_STATUS, listGroups, liveState, listLines, listMembers, normaliseCaps, profilesOf, publicGroup, publicLine, publicMember,
+  createGroup, createLine, createMember, deleteGroup, deleteLine, deleteMember, getGroup, getLine, getMember,
+  listGroups, liveState, listLines, listMembers, normaliseCaps, profilesOf, publicGroup, publicLine, publicMember,
   renameGroup, setCaps, setPlan, updateLine, updateMember, type Caps, type GroupRow, type LineRow, type MemberRow,
   type NewLine, type Plan, type Role,
 } from './store.js';
@@ -50,23 +53,54 @@ interface Call<B> {
   params: P;
 }
 
-async function loadGroup(q: Queryable, gid: string, lock = false): Promise<GroupRow> {
+export async function loadGroup(q: Queryable, gid: string, lock = false): Promise<GroupRow> {
   const g = await getGroup(q, gid, { lock });
-  if (!g) throw new FamilyError('notFound', `no family group ${gid}`);
+  if (!g) throw new ApiError(404, 'notFound', `no family group ${gid}`, { group: gid });
   return g;
 }
 
 async function loadMember(q: Queryable, g: GroupRow, mid: string, lock = false): Promise<MemberRow> {
   const m = await getMember(q, g.id, mid, { lock });
-  if (!m) throw new FamilyError('notFound', `no member ${mid} in group ${g.id}`);
+  if (!m) throw new ApiError(404, 'notFound', `no member ${mid} in group ${g.id}`, { group: g.id, member: mid });
   return m;
 }
 
 async function loadLine(q: Queryable, m: MemberRow, lid: string, lock = false): Promise<LineRow> {
   const l = await getLine(q, m.id, lid, { lock });
-  if (!l) throw new FamilyError('notFound', `no line ${lid} of member ${m.id}`);
+  if (!l) throw new ApiError(404, 'notFound', `no line ${lid} of member ${m.id}`, { member: m.id, line: lid });
   return l;
 }
+
+// ---- response schemas (documented fields; objects allow more, so nothing is dropped by the serialiser)
+
+const open = (properties: Record<string, unknown>, required: string[] = []) => ({ type: 'object', additionalProperties: true, required, properties });
+const at = '2026-01-01T12:00:00.000Z';
+export const capsSchema = open({ dataMb: { type: 'integer', nullable: true }, voiceMin: { type: 'integer', nullable: true }, sms: { type: 'integer', nullable: true }, hotspotMb: { type: 'integer', nullable: true }, atCap: { type: 'string', enum: ['block', 'throttle'] } });
+export const planSchema = open({ profileType: nullableString, dataMb: { type: 'integer' }, voiceMin: { type: 'integer' }, sms: { type: 'integer' }, hotspotMb: { type: 'integer' }, billingCycleDay: { type: 'integer' }, msisdns: { type: 'array', items: { type: 'string' } } });
+export const groupSchema = open({ id: { type: 'string' }, operatorId: { type: 'string' }, name: { type: 'string' }, plan: planSchema, createdAt: { type: 'string' }, updatedAt: { type: 'string' } }, ['id', 'operatorId', 'name', 'plan']);
+export const groupExample = {
+  id: 'fg_3k9x2', operatorId: 'op-1', name: 'The Smiths',
+  plan: { profileType: 'family', dataMb: 50000, voiceMin: 3000, sms: 1000, hotspotMb: 10000, billingCycleDay: 15, msisdns: ['447700900001'] },
+  createdAt: at, updatedAt: at,
+};
+export const memberSchema = open({ id: { type: 'string' }, groupId: { type: 'string' }, name: { type: 'string' }, role: { type: 'string', enum: ['owner', 'adult', 'child'] }, caps: capsSchema, createdAt: { type: 'string' } }, ['id', 'groupId', 'name', 'role', 'caps']);
+export const memberExample = { id: 'fm_7q2', groupId: 'fg_3k9x2', name: 'Kim', role: 'child', caps: { dataMb: 2000, voiceMin: null, sms: 100, hotspotMb: null, atCap: 'throttle' }, createdAt: at };
+const lineProfileSchema = { ...open({ iccid: { type: 'string' }, state: { type: 'string' }, orderState: { type: 'string' }, deviceState: nullableString, eid: nullableString, matchingId: nullableString, updatedAt: { type: 'string' } }), nullable: true };
+export const lineSchema = open({
+  id: { type: 'string' }, groupId: { type: 'string' }, memberId: { type: 'string' }, name: nullableString, device: { type: 'string', enum: ['phone', 'watch', 'tablet'] },
+  numberMode: { type: 'string', enum: ['shared', 'own'] }, msisdn: nullableString, eid: nullableString, iccid: nullableString, profile: lineProfileSchema,
+}, ['id', 'groupId', 'memberId', 'device', 'numberMode']);
+export const lineExample = { id: 'fl_9d1', groupId: 'fg_3k9x2', memberId: 'fm_7q2', name: 'Kim phone', device: 'phone', numberMode: 'shared', msisdn: '447700900001', eid: null, iccid: null, profile: null };
+const memberViewSchema = { ...memberSchema, properties: { ...memberSchema.properties, lines: { type: 'array', items: lineSchema } } };
+const memberViewExample = { ...memberExample, lines: [lineExample] };
+const releasedSchema = { type: 'array', items: open({}) };
+
+/** The 4xx a family route can answer besides 400/401 (added to every route's document). */
+const E = {
+  403: errorReply(403, { error: 'forbidden', message: 'group fg_3k9x2 belongs to another operator' }),
+  404: errorReply(404, { error: 'notFound', message: 'no family group fg_nope', details: { group: 'fg_nope' } }),
+  409: (example: ErrorExample) => errorReply(409, example),
+};
 
 /** A member with its lines and each line's current profile (live state). */
 async function memberView(q: Queryable, m: MemberRow) {
@@ -118,7 +152,8 @@ export async function familyRoutes(app: FastifyInstance, deps: FamilyDeps) {
 
   /**
    * One route: authenticate first (an unknown caller learns nothing about its body), then the
-   * body's validity, then `fn` in a transaction; FamilyError → its HTTP status with {error, message}.
+   * body's validity, then `fn` in a transaction. A refusal is thrown (ApiError, or a FamilyError of
+   * the store) and rendered by the app's error handler.
    */
   function route<B = unknown>(
     method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
@@ -133,58 +168,52 @@ export async function familyRoutes(app: FastifyInstance, deps: FamilyDeps) {
       schema: { tags, ...schema },
       attachValidation: true,
       handler: async (req: FastifyRequest, reply: FastifyReply) => {
-        try {
-          const principal = await resolvePrincipal(deps.db, req);
-          if (req.validationError) throw new FamilyError('invalid', req.validationError.message);
-          const out = await deps.db.tx((q) => fn({ principal, by: principalLabel(principal), q, body: (req.body ?? {}) as B, params: req.params as P }));
-          return reply.code(okStatus).send(out);
-        } catch (err) {
-          if (err instanceof FamilyError) {
-            if (err.code === 'forbidden') req.log.info({ msg2: err.message }, 'family request refused');
-            return reply.code(HTTP_STATUS[err.code]).send({ error: err.code, message: err.message });
-          }
-          throw err;
-        }
+        const principal = await resolvePrincipal(deps.db, req);
+        if (req.validationError) throw ApiError.fromValidation(req.validationError as never);
+        const out = await deps.db.tx((q) => fn({ principal, by: principalLabel(principal), q, body: (req.body ?? {}) as B, params: req.params as P }));
+        return reply.code(okStatus).send(out);
       },
     });
   }
+  const ok = (status: number, description: string, schema: Record<string, unknown>, example: unknown, more: Record<string, unknown> = {}) =>
+    ({ [status]: jsonReply(description, schema, example), ...more });
 
   // ---- groups
-  route<{ name: string }>('POST', '/groups', { summary: 'Create a family group (operator)', body: s('group.create') }, async ({ principal, q, body }) => {
+  route<{ name: string }>('POST', '/groups', { summary: 'Create a family group (operator)', body: s('group.create'), response: ok(201, 'The group', groupSchema, groupExample, { 403: E[403] }) }, async ({ principal, q, body }) => {
     checkIsOperator(principal, 'create groups');
     return publicGroup(await createGroup(q, principal.operator.id, body.name));
   }, 201);
 
-  route('GET', '/groups', { summary: "The operator's family groups" }, async ({ principal, q }) => {
+  route('GET', '/groups', { summary: "The operator's family groups", response: ok(200, 'The groups', open({ groups: { type: 'array', items: groupSchema } }, ['groups']), { groups: [groupExample] }, { 403: E[403] }) }, async ({ principal, q }) => {
     checkIsOperator(principal, 'list groups');
     return { groups: (await listGroups(q, principal.operator.id)).map(publicGroup) };
   });
 
-  route('GET', '/groups/:gid', { summary: 'A group with its plan and members (operator, group owner)', params: G }, async ({ principal, q, params: p }) => {
+  route('GET', '/groups/:gid', { summary: 'A group with its plan and members (operator, group owner)', params: G, response: ok(200, 'The group', { ...groupSchema, properties: { ...groupSchema.properties, members: { type: 'array', items: memberSchema } } }, { ...groupExample, members: [memberExample] }, { 403: E[403], 404: E[404] }) }, async ({ principal, q, params: p }) => {
     const g = await loadGroup(q, p.gid);
     checkMayReadGroup(principal, g);
     return { ...publicGroup(g), members: (await listMembers(q, g.id)).map(publicMember) };
   });
 
-  route<{ name: string }>('PATCH', '/groups/:gid', { summary: 'Rename a group (operator)', params: G, body: s('group.update') }, async ({ principal, q, body, params: p }) => {
+  route<{ name: string }>('PATCH', '/groups/:gid', { summary: 'Rename a group (operator)', params: G, body: s('group.update'), response: ok(200, 'The group', groupSchema, groupExample, { 403: E[403], 404: E[404] }) }, async ({ principal, q, body, params: p }) => {
     const g = await loadGroup(q, p.gid, true);
     checkGroupOperator(principal, g, 'change the group');
     return publicGroup(await renameGroup(q, g.id, body.name));
   });
 
-  route('DELETE', '/groups/:gid', { summary: "Delete a group: its members' pending orders are cancelled (operator)", params: G }, async ({ principal, q, params: p, by }) => {
+  route('DELETE', '/groups/:gid', { summary: "Delete a group: its members' pending orders are cancelled (operator)", params: G, response: ok(200, 'What was deleted, and what happened to each profile', open({ deleted: { type: 'string' }, profiles: releasedSchema }, ['deleted', 'profiles']), { deleted: 'fg_3k9x2', profiles: [] }, { 403: E[403], 404: E[404] }) }, async ({ principal, q, params: p, by }) => {
     const g = await loadGroup(q, p.gid, true);
     checkGroupOperator(principal, g, 'delete the group');
     return { deleted: g.id, profiles: await deleteGroup(q, g, by) };
   });
 
-  route<Plan>('PUT', '/groups/:gid/plan', { summary: "Set the group's shared plan (operator)", params: G, body: s('plan') }, async ({ principal, q, body, params: p }) => {
+  route<Plan>('PUT', '/groups/:gid/plan', { summary: "Set the group's shared plan (operator)", params: G, body: s('plan'), response: ok(200, 'The group', groupSchema, groupExample, { 400: errorReply(400, { error: 'invalid', message: 'unknown profile type nope' }), 403: E[403], 404: E[404] }) }, async ({ principal, q, body, params: p }) => {
     const g = await loadGroup(q, p.gid, true);
     checkGroupOperator(principal, g, 'set the plan');
     return publicGroup(await setPlan(q, g, body));
   });
 
-  route('GET', '/groups/:gid/view', { summary: "The group with every line's profile and its live state (operator, group owner)", params: G }, async ({ principal, q, params: p }) => {
+  route('GET', '/groups/:gid/view', { summary: "The group with every line's profile and its live state (operator, group owner)", params: G, response: ok(200, 'The group view', open({ group: groupSchema, profileStates: { type: 'object', additionalProperties: { type: 'integer' } }, members: { type: 'array', items: open({}) } }, ['group', 'profileStates', 'members']), { group: groupExample, profileStates: { Installed: 1 }, members: [{ ...memberExample, lines: [{ ...lineExample, history: [] }] }] }, { 403: E[403], 404: E[404] }) }, async ({ principal, q, params: p }) => {
     const g = await loadGroup(q, p.gid);
     checkMayReadGroup(principal, g);
     return groupView(q, g);
@@ -193,6 +222,7 @@ export async function familyRoutes(app: FastifyInstance, deps: FamilyDeps) {
   // ---- members
   route<{ name: string; role: Role; caps?: Caps }>('POST', '/groups/:gid/members', {
     summary: "Add a member; the answer carries the member's bearer token once (operator)", params: G, body: s('member.create'),
+    response: ok(201, 'The member, with its token (shown once)', { ...memberSchema, required: [...memberSchema.required, 'token'], properties: { ...memberSchema.properties, token: { type: 'string' } } }, { ...memberExample, token: 'fam_0123456789abcdefghijABCDEFGHIJ_-xy' }, { 403: E[403], 404: E[404], 409: E[409]({ error: 'conflict', message: 'group fg_3k9x2 already has an owner' }) }),
   }, async ({ principal, q, body, params: p }) => {
     const g = await loadGroup(q, p.gid, true);
     checkGroupOperator(principal, g, 'add members');
@@ -200,19 +230,19 @@ export async function familyRoutes(app: FastifyInstance, deps: FamilyDeps) {
     return { ...publicMember(member), token };
   }, 201);
 
-  route('GET', '/groups/:gid/members/:mid', { summary: 'A member with its lines and profiles (operator, group owner, the member itself)', params: GM }, async ({ principal, q, params: p }) => {
+  route('GET', '/groups/:gid/members/:mid', { summary: 'A member with its lines and profiles (operator, group owner, the member itself)', params: GM, response: ok(200, 'The member', memberViewSchema, memberViewExample, { 403: E[403], 404: E[404] }) }, async ({ principal, q, params: p }) => {
     const g = await loadGroup(q, p.gid);
     checkMayReadMember(principal, g, p.mid);
     return memberView(q, await loadMember(q, g, p.mid));
   });
 
-  route<{ name?: string; role?: Role }>('PATCH', '/groups/:gid/members/:mid', { summary: 'Rename a member or change its role (operator)', params: GM, body: s('member.update') }, async ({ principal, q, body, params: p }) => {
+  route<{ name?: string; role?: Role }>('PATCH', '/groups/:gid/members/:mid', { summary: 'Rename a member or change its role (operator)', params: GM, body: s('member.update'), response: ok(200, 'The member', memberSchema, memberExample, { 403: E[403], 404: E[404], 409: E[409]({ error: 'conflict', message: 'group fg_3k9x2 already has an owner' }) }) }, async ({ principal, q, body, params: p }) => {
     const g = await loadGroup(q, p.gid, true);
     checkGroupOperator(principal, g, 'change members');
     return publicMember(await updateMember(q, await loadMember(q, g, p.mid, true), body));
   });
 
-  route('DELETE', '/groups/:gid/members/:mid', { summary: "Remove a member: its lines go and their pending orders are cancelled (operator)", params: GM }, async ({ principal, q, params: p, by }) => {
+  route('DELETE', '/groups/:gid/members/:mid', { summary: "Remove a member: its lines go and their pending orders are cancelled (operator)", params: GM, response: ok(200, 'What was removed', open({ removed: { type: 'string' }, profiles: releasedSchema }, ['removed', 'profiles']), { removed: 'fm_7q2', profiles: [] }, { 403: E[403], 404: E[404] }) }, async ({ principal, q, params: p, by }) => {
     const g = await loadGroup(q, p.gid, true);
     checkGroupOperator(principal, g, 'remove members');
     const m = await loadMember(q, g, p.mid, true);
@@ -221,6 +251,7 @@ export async function familyRoutes(app: FastifyInstance, deps: FamilyDeps) {
 
   route<Caps>('PUT', '/groups/:gid/members/:mid/caps', {
     summary: "Set a member's caps (operator; the owner for children; a member may only lower its own)", params: GM, body: s('caps'),
+    response: ok(200, 'The member', memberSchema, memberExample, { 403: E[403], 404: E[404] }),
   }, async ({ principal, q, body, params: p, by }) => {
     const g = await loadGroup(q, p.gid);
     const m = await loadMember(q, g, p.mid, true);
@@ -230,13 +261,13 @@ export async function familyRoutes(app: FastifyInstance, deps: FamilyDeps) {
   });
 
   // ---- lines
-  route<NewLine>('POST', '/groups/:gid/members/:mid/lines', { summary: 'Add a line (device) to a member (operator)', params: GM, body: s('line.create') }, async ({ principal, q, body, params: p }) => {
+  route<NewLine>('POST', '/groups/:gid/members/:mid/lines', { summary: 'Add a line (device) to a member (operator)', params: GM, body: s('line.create'), response: ok(201, 'The line', lineSchema, lineExample, { 403: E[403], 404: E[404], 409: E[409]({ error: 'conflict', message: '447700900001 is already used by line fl_9d1; an own number belongs to one line' }) }) }, async ({ principal, q, body, params: p }) => {
     const g = await loadGroup(q, p.gid, true);
     checkGroupOperator(principal, g, 'add lines');
     return publicLine(await createLine(q, g, await loadMember(q, g, p.mid), body));
   }, 201);
 
-  route('GET', '/groups/:gid/members/:mid/lines/:lid', { summary: 'A line with its profile (operator, group owner, the member itself)', params: GML }, async ({ principal, q, params: p }) => {
+  route('GET', '/groups/:gid/members/:mid/lines/:lid', { summary: 'A line with its profile (operator, group owner, the member itself)', params: GML, response: ok(200, 'The line', lineSchema, lineExample, { 403: E[403], 404: E[404] }) }, async ({ principal, q, params: p }) => {
     const g = await loadGroup(q, p.gid);
     checkMayReadMember(principal, g, p.mid);
     const l = await loadLine(q, await loadMember(q, g, p.mid), p.lid);
@@ -244,14 +275,14 @@ export async function familyRoutes(app: FastifyInstance, deps: FamilyDeps) {
     return publicLine(l, l.iccid ? profiles.get(l.iccid) : undefined);
   });
 
-  route<Partial<NewLine>>('PATCH', '/groups/:gid/members/:mid/lines/:lid', { summary: 'Change a line (operator)', params: GML, body: s('line.update') }, async ({ principal, q, body, params: p }) => {
+  route<Partial<NewLine>>('PATCH', '/groups/:gid/members/:mid/lines/:lid', { summary: 'Change a line (operator)', params: GML, body: s('line.update'), response: ok(200, 'The line', lineSchema, lineExample, { 403: E[403], 404: E[404], 409: E[409]({ error: 'conflict', message: '447700900001 is the own number of line fl_9d1' }) }) }, async ({ principal, q, body, params: p }) => {
     const g = await loadGroup(q, p.gid, true);
     checkGroupOperator(principal, g, 'change lines');
     const l = await loadLine(q, await loadMember(q, g, p.mid), p.lid, true);
     return publicLine(await updateLine(q, g, l, body));
   });
 
-  route('DELETE', '/groups/:gid/members/:mid/lines/:lid', { summary: "Remove a line; its pending order is cancelled (operator)", params: GML }, async ({ principal, q, params: p, by }) => {
+  route('DELETE', '/groups/:gid/members/:mid/lines/:lid', { summary: "Remove a line; its pending order is cancelled (operator)", params: GML, response: ok(200, 'What was removed', open({ removed: { type: 'string' }, profile: { ...open({}), nullable: true } }, ['removed', 'profile']), { removed: 'fl_9d1', profile: null }, { 403: E[403], 404: E[404] }) }, async ({ principal, q, params: p, by }) => {
     const g = await loadGroup(q, p.gid, true);
     checkGroupOperator(principal, g, 'remove lines');
     const l = await loadLine(q, await loadMember(q, g, p.mid), p.lid, true);
@@ -261,7 +292,12 @@ export async function familyRoutes(app: FastifyInstance, deps: FamilyDeps) {
   route<IssueRequest>('POST', '/groups/:gid/members/:mid/lines/:lid/profile', {
     summary: "Issue a profile of the plan's profile type for a line (operator, group owner)",
     description: 'Runs ES2+ downloadOrder + confirmOrder (released) for the group\'s operator; answers the activation code and its QR code URLs.',
-    params: GML, body: s('issue.request'), response: { 201: s('issue.response') },
+    params: GML, body: s('issue.request'),
+    response: ok(201, 'The issued profile, its activation code and QR code URLs', s('issue.response'), {
+      groupId: 'fg_3k9x2', memberId: 'fm_7q2', lineId: 'fl_9d1', iccid: '89000123456789012341', eid: null, matchingId: 'K3T9Q-2M8XA-7PL4D-QW1ZE',
+      activationCode: 'LPA:1$SMDP.EXAMPLE.COM$K3T9Q-2M8XA-7PL4D-QW1ZE', confirmationCodeRequired: false,
+      qr: { png: '/admin/activation-codes/K3T9Q-2M8XA-7PL4D-QW1ZE.png', svg: '/admin/activation-codes/K3T9Q-2M8XA-7PL4D-QW1ZE.svg' },
+    }, { 403: E[403], 404: E[404], 409: E[409]({ error: 'conflict', message: 'line fl_9d1 already has a profile' }) }),
   }, async ({ principal, q, body, params: p, by }) => {
     const g = await loadGroup(q, p.gid);
     checkMayIssue(principal, g);
@@ -272,6 +308,7 @@ export async function familyRoutes(app: FastifyInstance, deps: FamilyDeps) {
   route<{ eid?: string }>('POST', '/groups/:gid/members/:mid/lines/:lid/move', {
     summary: 'Move a line to a new device (operator); its old profile must be deleted or its order cancelled first',
     params: GML, body: s('move.request'),
+    response: ok(200, 'The line, and its previous profile', { ...lineSchema, properties: { ...lineSchema.properties, previous: { ...open({ iccid: { type: 'string' }, state: { type: 'string' } }), nullable: true } } }, { ...lineExample, previous: null }, { 403: E[403], 404: E[404], 409: E[409]({ error: 'conflict', message: 'the line still has a profile on its old device: delete it or cancel its order first' }) }),
   }, async ({ principal, q, body, params: p, by }) => {
     const g = await loadGroup(q, p.gid, true);
     checkGroupOperator(principal, g, 'move lines');
@@ -281,8 +318,8 @@ export async function familyRoutes(app: FastifyInstance, deps: FamilyDeps) {
   });
 
   // ---- a member's own view
-  route('GET', '/me', { summary: 'The calling member (member token): its record, lines and profiles' }, async ({ principal, q }) => {
-    if (principal.kind !== 'member') throw new FamilyError('forbidden', 'GET /family/me is for member tokens; operators read /family/groups/:gid');
+  route('GET', '/me', { summary: 'The calling member (member token): its record, lines and profiles', security: [{ memberToken: [] }], response: ok(200, 'The member', open({ group: open({ id: { type: 'string' }, name: { type: 'string' } }), member: memberViewSchema }, ['group', 'member']), { group: { id: 'fg_3k9x2', name: 'The Smiths' }, member: memberViewExample }, { 403: E[403] }) }, async ({ principal, q }) => {
+    if (principal.kind !== 'member') throw ApiError.forbidden('GET /family/me is for member tokens; operators read /family/groups/:gid');
     const g = await loadGroup(q, principal.member.group_id);
     checkMayReadMember(principal, g, principal.member.id);
     return { group: { id: g.id, name: g.name }, member: await memberView(q, principal.member) };

@@ -13,16 +13,39 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Database } from '../db/db.js';
+import { ApiError } from '../http/api-error.js';
+import { errorReply, jsonReply } from '../openapi.js';
 import { checkGroupOperator, checkMayReadGroup, checkMayReadMember, resolvePrincipal, type Principal } from './auth.js';
 import { listGroupEvents } from './events.js';
-import { FamilyError, getGroup, HTTP_STATUS, type GroupRow } from './store.js';
-import { advanceGroupClock, clockOf, listUsageEvents, recordUsage, rollover, usageSummary, UsageError, type UsageKind } from './usage.js';
+import { getGroup, type GroupRow } from './store.js';
+import { advanceGroupClock, clockOf, listUsageEvents, recordUsage, rollover, usageSummary, type UsageKind } from './usage.js';
 
 const tags = ['family'];
 const idParam = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' } as const;
 const params = (...names: string[]) => ({ type: 'object', required: names, properties: Object.fromEntries(names.map((n) => [n, idParam])) });
 
 type P = { gid: string; mid: string; lid: string };
+
+const open = (properties: Record<string, unknown>, required: string[] = []) => ({ type: 'object', additionalProperties: true, required, properties });
+const str = { type: 'string' } as const;
+const int = { type: 'integer' } as const;
+const at = '2026-01-15T12:00:00.000Z';
+const E403 = errorReply(403, { error: 'forbidden', message: 'group fg_3k9x2 belongs to another operator' });
+const E404 = errorReply(404, { error: 'notFound', message: 'no family group fg_nope', details: { group: 'fg_nope' } });
+const cycleSchema = open({ start: str, end: str, daysLeft: int });
+const cycleExample = { start: '2026-01-15', end: '2026-02-15', daysLeft: 31 };
+const limitExample = { used: 1200, limit: 50000, remaining: 48800 };
+const summarySchema = open({ groupId: str, cycle: open({ start: str, end: str, daysLeft: int, current: { type: 'boolean' } }), clock: open({ now: str, offsetSeconds: int }), pool: open({}), members: { type: 'array', items: open({ memberId: str, name: str, role: str }) } }, ['groupId', 'cycle', 'pool', 'members']);
+const summaryExample = {
+  groupId: 'fg_3k9x2', cycle: { ...cycleExample, current: true }, clock: { now: at, offsetSeconds: 0 },
+  pool: { data: { ...limitExample, throttledMb: 0, exhausted: false } },
+  members: [{ memberId: 'fm_7q2', name: 'Kim', role: 'child', atCap: 'throttle', data: { used: 200, limit: 2000, remaining: 1800 } }],
+};
+const clockSchema = open({ now: str, offsetSeconds: int, cycle: cycleSchema }, ['now', 'offsetSeconds', 'cycle']);
+const clockChangeSchema = open({ groupId: str, now: str, offsetSeconds: int, cycle: cycleSchema, rolledOver: { type: 'boolean' }, from: str }, ['groupId', 'now', 'offsetSeconds', 'cycle', 'rolledOver']);
+const clockChangeExample = { groupId: 'fg_3k9x2', now: at, offsetSeconds: 86400, cycle: cycleExample, rolledOver: false, from: '2026-01-15' };
+const ok = (description: string, schema: Record<string, unknown>, example: unknown, more: Record<string, unknown> = {}) =>
+  ({ 200: jsonReply(description, schema, example), 403: E403, 404: E404, ...more });
 
 export async function familyUsageRoutes(app: FastifyInstance, deps: { db: Database }) {
   const { db } = deps;
@@ -34,19 +57,14 @@ export async function familyUsageRoutes(app: FastifyInstance, deps: { db: Databa
       url: `/family${url}`,
       schema: { tags, ...schema },
       attachValidation: true,
+      // Refusals are thrown (ApiError, or the store's FamilyError/UsageError) and rendered by the app's error handler.
       handler: async (req: FastifyRequest, reply: FastifyReply) => {
-        try {
-          const principal = await resolvePrincipal(db, req);
-          if (req.validationError) throw new FamilyError('invalid', req.validationError.message);
-          const p = req.params as P;
-          const group = await getGroup(db, p.gid);
-          if (!group) throw new FamilyError('notFound', `no family group ${p.gid}`);
-          return reply.send(await fn({ principal, group, body: (req.body ?? {}) as B, params: p, query: (req.query ?? {}) as Record<string, string | undefined> }));
-        } catch (err) {
-          if (err instanceof FamilyError) return reply.code(HTTP_STATUS[err.code]).send({ error: err.code, message: err.message });
-          if (err instanceof UsageError) return reply.code(err.code === 'notFound' ? 404 : 400).send({ error: err.code, message: err.message });
-          throw err;
-        }
+        const principal = await resolvePrincipal(db, req);
+        if (req.validationError) throw ApiError.fromValidation(req.validationError as never);
+        const p = req.params as P;
+        const group = await getGroup(db, p.gid);
+        if (!group) throw new ApiError(404, 'notFound', `no family group ${p.gid}`, { group: p.gid });
+        return reply.send(await fn({ principal, group, body: (req.body ?? {}) as B, params: p, query: (req.query ?? {}) as Record<string, string | undefined> }));
       },
     });
   }
@@ -56,38 +74,43 @@ export async function familyUsageRoutes(app: FastifyInstance, deps: { db: Databa
     params: params('gid', 'lid'),
     body: {
       type: 'object', required: ['kind', 'amount'], additionalProperties: false,
-      properties: { kind: { enum: ['data', 'voice', 'sms'] }, amount: { type: 'integer', minimum: 1, maximum: 10_000_000 }, hotspot: { type: 'boolean' } },
+      properties: { kind: { type: 'string', enum: ['data', 'voice', 'sms'] }, amount: { type: 'integer', minimum: 1, maximum: 10_000_000 }, hotspot: { type: 'boolean' } },
     },
+    response: ok('The decision', open({ eventId: str, decision: { type: 'string', enum: ['allowed', 'throttled', 'blocked'] }, reason: str, kind: str, amount: int }, ['eventId', 'decision', 'reason']),
+      { eventId: '17', decision: 'allowed', reason: 'within-caps', kind: 'data', amount: 100, hotspot: false, groupId: 'fg_3k9x2', memberId: 'fm_7q2', lineId: 'fl_9d1' },
+      { 404: errorReply(404, { error: 'notFound', message: 'no line fl_nope in group fg_3k9x2' }) }),
   }, async ({ principal, group, body, params: p }) => {
     checkGroupOperator(principal, group, 'report usage');
     return recordUsage(db, { groupId: group.id, lineId: p.lid, kind: body.kind, amount: body.amount, hotspot: body.hotspot });
   });
 
-  const cycleQuery = { type: 'object', properties: { cycle: { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}$' } } };
+  // A real calendar date (format date), not only its shape: PostgreSQL would refuse 2026-13-45.
+  const cycleQuery = { type: 'object', properties: { cycle: { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}$', format: 'date' } } };
 
-  route('GET', '/groups/:gid/usage', { summary: "The group's usage this cycle (or ?cycle=YYYY-MM-DD): pool and members (operator, group owner)", params: params('gid'), querystring: cycleQuery },
+  route('GET', '/groups/:gid/usage', { summary: "The group's usage this cycle (or ?cycle=YYYY-MM-DD): pool and members (operator, group owner)", params: params('gid'), querystring: cycleQuery, response: ok('The usage', summarySchema, summaryExample) },
     async ({ principal, group, query }) => {
       checkMayReadGroup(principal, group);
       return usageSummary(db, group.id, { cycle: query.cycle });
     });
 
-  route('GET', '/groups/:gid/members/:mid/usage', { summary: "A member's usage and the pool (operator, group owner, the member)", params: params('gid', 'mid'), querystring: cycleQuery },
+  route('GET', '/groups/:gid/members/:mid/usage', { summary: "A member's usage and the pool (operator, group owner, the member)", params: params('gid', 'mid'), querystring: cycleQuery, response: ok('The usage', summarySchema, summaryExample) },
     async ({ principal, group, params: p, query }) => {
       checkMayReadMember(principal, group, p.mid);
       const s = await usageSummary(db, group.id, { memberId: p.mid, cycle: query.cycle });
-      if (!s.members.length) throw new FamilyError('notFound', `no member ${p.mid} in group ${group.id}`);
+      if (!s.members.length) throw new ApiError(404, 'notFound', `no member ${p.mid} in group ${group.id}`, { group: group.id, member: p.mid });
       return s;
     });
 
   route('GET', '/groups/:gid/usage/events', {
     summary: 'Usage events with their decisions (operator, group owner)', params: params('gid'),
     querystring: { type: 'object', properties: { line: idParam, member: idParam, limit: { type: 'integer', minimum: 1, maximum: 5000 } } },
+    response: ok('The usage events', open({ events: { type: 'array', items: open({}) } }, ['events']), { events: [{ id: '17', at, memberId: 'fm_7q2', lineId: 'fl_9d1', kind: 'data', amount: 100, decision: 'allowed', reason: 'within-caps' }] }),
   }, async ({ principal, group, query }) => {
     checkMayReadGroup(principal, group);
     return { events: await listUsageEvents(db, group.id, { lineId: query.line, memberId: query.member, limit: query.limit ? Number(query.limit) : undefined }) };
   });
 
-  route('GET', '/groups/:gid/clock', { summary: "The group's clock (with its test offset) and billing cycle (operator, group owner)", params: params('gid') }, async ({ principal, group }) => {
+  route('GET', '/groups/:gid/clock', { summary: "The group's clock (with its test offset) and billing cycle (operator, group owner)", params: params('gid'), response: ok('The clock', clockSchema, { now: at, offsetSeconds: 0, cycle: cycleExample }) }, async ({ principal, group }) => {
     checkMayReadGroup(principal, group);
     return clockOf(db, group.id);
   });
@@ -95,13 +118,14 @@ export async function familyUsageRoutes(app: FastifyInstance, deps: { db: Databa
   route<{ days?: number; seconds?: number }>('POST', '/groups/:gid/clock/advance', {
     summary: "Move the group's clock forward (tests, QA); the cycle rolls over when its end is passed (operator)",
     params: params('gid'),
-    body: { type: 'object', additionalProperties: false, properties: { days: { type: 'number', minimum: 0, maximum: 3650 }, seconds: { type: 'integer', minimum: 0 } } },
+    body: { type: 'object', additionalProperties: false, properties: { days: { type: 'number', minimum: 0, maximum: 3650 }, seconds: { type: 'integer', minimum: 0, maximum: 315_360_000 } } },
+    response: ok('The clock after the move', clockChangeSchema, clockChangeExample),
   }, async ({ principal, group, body }) => {
     checkGroupOperator(principal, group, 'move the clock');
     return advanceGroupClock(db, group.id, body);
   });
 
-  route('POST', '/groups/:gid/rollover', { summary: 'Move the group\'s clock to its next billing cycle: counters start from zero (operator)', params: params('gid') },
+  route('POST', '/groups/:gid/rollover', { summary: 'Move the group\'s clock to its next billing cycle: counters start from zero (operator)', params: params('gid'), response: ok('The clock after the rollover', clockChangeSchema, { ...clockChangeExample, rolledOver: true }) },
     async ({ principal, group }) => {
       checkGroupOperator(principal, group, 'roll the cycle over');
       return rollover(db, group.id);
@@ -109,7 +133,8 @@ export async function familyUsageRoutes(app: FastifyInstance, deps: { db: Databa
 
   route('GET', '/groups/:gid/events', {
     summary: "The group's event log (operator, group owner)", params: params('gid'),
-    querystring: { type: 'object', properties: { type: { type: 'string', maxLength: 500 }, after: { type: 'string', pattern: '^\\d+$' }, limit: { type: 'integer', minimum: 1, maximum: 5000 } } },
+    querystring: { type: 'object', properties: { type: { type: 'string', maxLength: 500 }, after: { type: 'string', pattern: '^\\d{1,18}$' }, limit: { type: 'integer', minimum: 1, maximum: 5000 } } },
+    response: ok('The events', open({ events: { type: 'array', items: open({ id: str, at: str, type: str }) } }, ['events']), { events: [{ id: '5', at, type: 'member-added', detail: { member: 'fm_7q2', name: 'Kim', role: 'child' } }] }),
   }, async ({ principal, group, query }) => {
     checkMayReadGroup(principal, group);
     return { events: await listGroupEvents(db, group.id, { type: query.type, after: query.after, limit: query.limit ? Number(query.limit) : undefined }) };

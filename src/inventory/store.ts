@@ -8,6 +8,7 @@ import type { Database, Queryable } from '../db/db.js';
 import { withLuhn } from '../rsp/identifiers.js';
 import { readTemplate, type ProfileTemplate } from '../saip/template.js';
 import { publicProfile, type ProfileRow, type ProfileState, type ProfileTypeRow } from '../orders/store.js';
+import { OPERATOR_ID_RE } from '../operators/store.js';
 
 export const PROFILE_STATES: readonly ProfileState[] = [
   'Available', 'Allocated', 'Linked', 'Confirmed', 'Released', 'Downloaded', 'Installed', 'Error', 'Unavailable',
@@ -20,6 +21,8 @@ export class InventoryError extends Error {
     message: string,
     /** Per-row problems of an import (row numbers count data rows from 1). */
     readonly details: string[] = [],
+    /** What a reference that does not exist names, e.g. `{ operator: "op-9" }`. */
+    readonly refs?: Record<string, unknown>,
   ) {
     super(message);
   }
@@ -172,10 +175,11 @@ export async function insertRows(q: Queryable, rows: CheckedRow[], operator: str
   const types = [...new Set(rows.map((r) => r.type))];
   const known = await q.query<{ name: string }>('SELECT name FROM profile_types WHERE name = ANY($1::text[])', [types]);
   const missing = types.filter((t) => !known.some((k) => k.name === t));
-  if (missing.length) throw new InventoryError('notFound', `unknown profile type(s): ${missing.join(', ')} (create them with POST /admin/profile-types)`);
+  if (missing.length) throw new InventoryError('notFound', `unknown profile type(s): ${missing.join(', ')} (create them with POST /admin/profile-types)`, [], { profileTypes: missing });
   if (operator !== undefined) {
-    const op = await q.query('SELECT 1 FROM operators WHERE id = $1', [operator]);
-    if (!op.length) throw new InventoryError('notFound', `unknown operator ${operator}`);
+    // An id no operator can have (src/operators/store.ts: printable ASCII) is not looked up: PostgreSQL refuses NUL in text.
+    const op = OPERATOR_ID_RE.test(operator) ? await q.query('SELECT 1 FROM operators WHERE id = $1', [operator]) : [];
+    if (!op.length) throw new InventoryError('notFound', `unknown operator ${operator}`, [], { operator });
   }
   const dupIccid = await q.query<{ iccid: string }>('SELECT iccid FROM profiles WHERE iccid = ANY($1::text[]) ORDER BY iccid', [rows.map((r) => r.iccid)]);
   const dupImsi = await q.query<{ imsi: string }>('SELECT imsi FROM profiles WHERE imsi = ANY($1::text[]) ORDER BY imsi', [rows.map((r) => r.imsi)]);
@@ -234,6 +238,7 @@ export async function generateProfiles(db: Database, o: GenerateOptions): Promis
   // Keep random picks cheap: refuse batches that would nearly exhaust the number space.
   if (o.count > iccidSpace / 2) throw new InventoryError('invalid', `prefix ${prefix} leaves room for only ${iccidSpace} ICCIDs; use a shorter prefix`);
   if (o.count > imsiSpace / 2) throw new InventoryError('invalid', `MCC+MNC ${mccMnc} leaves room for only ${imsiSpace} IMSIs`);
+  if (!TYPE_NAME_RE.test(o.type)) throw new InventoryError('invalid', `profile type name must be 1-64 of A-Z a-z 0-9 . _ -: ${JSON.stringify(o.type)}`);
 
   return db.tx(async (q) => {
     const iccids = new Set<string>();

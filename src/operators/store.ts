@@ -55,16 +55,25 @@ export function normaliseFingerprint(fp: string): string {
   return hex;
 }
 
-function positive(name: string, v: number | undefined): number | null {
+/** Longest order lifetime an operator may set: ten years (and within the integer column). */
+export const MAX_SECONDS = 10 * 365 * 24 * 3600;
+
+function positive(name: string, v: number | undefined, max = 1000): number | null {
   if (v === undefined) return null;
-  if (!Number.isInteger(v) || v <= 0) throw new OperatorError('invalid', `${name} must be a positive integer`);
+  if (!Number.isInteger(v) || v <= 0 || v > max) throw new OperatorError('invalid', `${name} must be an integer of 1..${max}`);
   return v;
 }
+
+/** Printable text without NUL or lone surrogates (PostgreSQL refuses NUL). */
+const TEXT_OK = /^[^\u0000\uD800-\uDFFF]*$/u;
 
 /** Creates an operator; returns it with its API key (shown once, only its SHA-256 is stored). */
 export async function createOperator(q: Queryable, o: NewOperator): Promise<{ operator: OperatorRow; apiKey?: string }> {
   if (!OPERATOR_ID_RE.test(o.id)) throw new OperatorError('invalid', 'operator id must be 1-64 printable ASCII characters without spaces');
   if (!o.name) throw new OperatorError('invalid', 'operator name required');
+  if (!TEXT_OK.test(o.name) || (o.callbackUrl !== undefined && !TEXT_OK.test(o.callbackUrl))) {
+    throw new OperatorError('invalid', 'operator name and callback URL must not contain NUL or unpaired surrogates');
+  }
   if (o.callbackUrl !== undefined) {
     let u: URL;
     try {
@@ -88,7 +97,7 @@ export async function createOperator(q: Queryable, o: NewOperator): Promise<{ op
       o.callbackUrl ?? null,
       positive('ccMaxAttempts', o.ccMaxAttempts),
       positive('maxDownloadAttempts', o.maxDownloadAttempts),
-      positive('orderTtlSeconds', o.orderTtlSeconds),
+      positive('orderTtlSeconds', o.orderTtlSeconds, MAX_SECONDS),
     ],
   );
   if (!rows[0]) throw new OperatorError('conflict', `operator ${o.id} (or its certificate) already exists`);

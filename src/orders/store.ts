@@ -46,6 +46,8 @@ export class OrderError extends Error {
   constructor(
     readonly code: 'invalid' | 'conflict' | 'notFound',
     message: string,
+    /** What the client needs to fix it, e.g. `{ profileType: "x" }` for a reference that does not exist. */
+    readonly details?: Record<string, unknown>,
   ) {
     super(message);
   }
@@ -78,7 +80,11 @@ export interface NewProfile {
   opc?: Buffer;
 }
 
-export async function insertProfile(q: Queryable, p: NewProfile): Promise<ProfileRow> {
+/**
+ * Inserts an Available profile. `source` is recorded in its 'created' event: 'order' for the profile
+ * an admin order creates (POST /admin/reset deletes those; inventory profiles go back to the pool).
+ */
+export async function insertProfile(q: Queryable, p: NewProfile, source?: string): Promise<ProfileRow> {
   const iccid = p.iccid ? normaliseIccid(p.iccid) : generateIccid();
   const rows = await q.query<ProfileRow>(
     `INSERT INTO profiles (iccid, profile_type, imsi, ki, opc, scp03_keys, state)
@@ -87,7 +93,7 @@ export async function insertProfile(q: Queryable, p: NewProfile): Promise<Profil
     [iccid, p.profileType ?? 'default', p.imsi ?? generateImsi(), p.ki ?? randomBytes(16), p.opc ?? randomBytes(16), randomBytes(48)],
   );
   if (!rows[0]) throw new OrderError('conflict', `ICCID ${iccid} already exists`);
-  await event(q, iccid, 'created', { profileType: p.profileType ?? 'default' });
+  await event(q, iccid, 'created', { profileType: p.profileType ?? 'default', ...(source ? { source } : {}) });
   return rows[0];
 }
 
@@ -112,18 +118,26 @@ export async function createReleasedOrder(q: Queryable, o: NewOrder): Promise<Pr
   if (o.confirmationCode !== undefined && !/^[\x20-\x7e]{1,64}$/.test(o.confirmationCode)) {
     throw new OrderError('invalid', 'confirmation code must be 1-64 printable ASCII characters');
   }
+  if (o.expiresIn !== undefined && !(Number.isInteger(o.expiresIn) && o.expiresIn > 0 && o.expiresIn <= MAX_EXPIRES_IN)) {
+    throw new OrderError('invalid', `expiresIn must be 1..${MAX_EXPIRES_IN} seconds`, { field: 'expiresIn' });
+  }
   const taken = await q.query('SELECT 1 FROM profiles WHERE matching_id = $1', [matchingId]);
-  if (taken.length) throw new OrderError('conflict', `MatchingID ${matchingId} already in use`);
+  if (taken.length) throw new OrderError('conflict', `MatchingID ${matchingId} already in use`, { matchingId });
 
   let row: ProfileRow;
   if (o.iccid) {
     const iccid = normaliseIccid(o.iccid);
     const existing = await lockProfile(q, iccid);
-    if (!existing) row = await insertProfile(q, o);
-    else if (existing.state !== 'Available') throw new OrderError('conflict', `profile ${iccid} is ${existing.state}, not Available`);
-    else row = existing;
+    if (!existing) {
+      await checkProfileType(q, o.profileType);
+      row = await insertProfile(q, o, 'order');
+    } else if (existing.state !== 'Available') throw new OrderError('conflict', `profile ${iccid} is ${existing.state}, not Available`, { iccid, state: existing.state });
+    else if (o.profileType !== undefined && o.profileType !== existing.profile_type) {
+      throw new OrderError('conflict', `profile ${iccid} is of profile type ${existing.profile_type}, not ${o.profileType}`, { iccid, profileType: existing.profile_type });
+    } else row = existing;
   } else {
-    row = await insertProfile(q, o);
+    await checkProfileType(q, o.profileType);
+    row = await insertProfile(q, o, 'order');
   }
   return transition(q, row, {
     action: 'released',
@@ -141,6 +155,16 @@ export async function createReleasedOrder(q: Queryable, o: NewOrder): Promise<Pr
     },
     detail: { matchingId, eid: o.eid ?? null, confirmationCode: o.confirmationCode !== undefined },
   });
+}
+
+/** Longest order lifetime `expiresIn` may ask for: ten years. */
+export const MAX_EXPIRES_IN = 10 * 365 * 24 * 3600;
+
+/** Verify a new profile's type exists (the default type when none is given), otherwise notFound naming it. */
+async function checkProfileType(q: Queryable, profileType: string | undefined): Promise<void> {
+  const name = profileType ?? 'default';
+  const rows = await q.query('SELECT 1 FROM profile_types WHERE name = $1', [name]);
+  if (!rows.length) throw new OrderError('notFound', `unknown profile type ${JSON.stringify(name)} (create it with POST /admin/profile-types)`, { profileType: name });
 }
 
 export async function event(q: Queryable, iccid: string, name: string, detail?: Record<string, unknown>): Promise<void> {

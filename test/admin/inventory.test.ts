@@ -22,7 +22,7 @@ t.test('admin inventory API: types, import, generate, listing, orders and histor
   const badCsv = `${csv}${withLuhn('898820000000000099')},001019990000099,${hex()},NOT-HEX\n`;
   r = await api('POST', '/admin/inventory/import', { type: 'lab', format: 'csv', data: badCsv, operator: 'op-lab' });
   t.equal(r.statusCode, 400);
-  t.match(r.json(), { error: 'invalid', message: /nothing imported/, details: ['row 4: OPc must be 32 hex digits'] });
+  t.match(r.json(), { error: 'invalid', message: /nothing imported/, details: { rows: ['row 4: OPc must be 32 hex digits'] } });
   t.equal((await api('GET', '/admin/inventory')).json().total, 0, 'bad row: nothing imported');
 
   r = await api('POST', '/admin/inventory/import', { type: 'lab', format: 'csv', data: csv, operator: 'op-lab' });
