@@ -29,7 +29,7 @@ export interface Config {
   smdpAddress: string;
   /**
    * PKI folder in the SGP.26 layout. A test PKI is generated into it only when it is the default
-   * folder and missing, or an existing empty folder (src/server.ts ensurePki).
+   * folder and holds none, or an existing empty folder (src/server.ts ensurePki).
    */
   certsDir: string;
   /** PGlite data folder (used when databaseUrl is unset). */

@@ -35,7 +35,7 @@ export interface RunningServer {
 
 /**
  * The server's PKI. A test PKI for the server's host name is generated into the default folder
- * (`certs`) when it is missing, or into an existing empty folder; any other folder must already
+ * (`certs`) when it holds none, or into an existing empty folder; any other folder must already
  * hold a PKI in the SGP.26 layout, so that a mistyped CERTS_DIR (or an SGP.26 folder not yet
  * copied) stops the server instead of silently serving a new PKI under that name.
  */
@@ -43,17 +43,15 @@ export async function ensurePki(config: Config, log: (msg: string) => void = () 
   const dir = config.certsDir;
   const where = `the certificate folder ${dir} (CERTS_DIR / --certs)`;
   if (!existsSync(join(dir, 'CertificateIssuer'))) {
-    let generate: boolean;
-    if (!existsSync(dir)) {
-      generate = normalize(dir) === DEFAULT_CERTS_DIR;
-      if (!generate) {
+    const isDefault = normalize(dir) === DEFAULT_CERTS_DIR;
+    if (existsSync(dir) && !statSync(dir).isDirectory()) throw new ConfigError(`${where} is not a folder`);
+    if (!isDefault) {
+      if (!existsSync(dir)) {
         throw new ConfigError(`${where} does not exist: give the folder of an SGP.26 PKI, or create an empty folder to have a test PKI generated into it (or run mock-smdp certs --dir ${dir})`);
       }
-    } else if (!statSync(dir).isDirectory()) {
-      throw new ConfigError(`${where} is not a folder`);
-    } else {
-      generate = readdirSync(dir).length === 0;
-      if (!generate) throw new ConfigError(`${where} holds no PKI in the SGP.26 layout (no CertificateIssuer/ in it): give the right folder, or an empty one to generate a test PKI`);
+      if (readdirSync(dir).length > 0) {
+        throw new ConfigError(`${where} holds no PKI in the SGP.26 layout (no CertificateIssuer/ in it): give the right folder, or an empty one to generate a test PKI`);
+      }
     }
     log(`generating a test PKI for ${addressHost(config.smdpAddress)} in ${dir}`);
     await generatePki(dir, { hostname: addressHost(config.smdpAddress) });
