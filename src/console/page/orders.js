@@ -77,8 +77,8 @@ function render(flash) {
     h('td', { class: 'mono' }, o.iccid),
     h('td', { class: 'state' }, badge(o.state)),
     h('td', {}, o.profileType),
-    h('td', { class: 'mono' }, o.eid ? `${o.eid.slice(0, 8)}…${o.eid.slice(-6)}` : '—'),
-    h('td', { class: 'mono ac', title: o.activationCode ?? '' }, o.activationCode ?? '—'),
+    h('td', { class: 'mono nowrap', title: o.eid ?? '' }, o.eid ? `…${o.eid.slice(-8)}` : '—'),
+    h('td', { class: 'mono nowrap', title: o.activationCode ?? '' }, o.matchingId ?? '—'),
     h('td', {}, when(o.updatedAt)));
     body.append(row);
   }
@@ -133,6 +133,7 @@ async function openOrder(iccid) {
   for (const tr of document.querySelectorAll('#orders-table tbody tr')) tr.classList.toggle('selected', tr.dataset.iccid === iccid);
   const panel = $('#order-detail');
   panel.hidden = false;
+  $('#order-hint').hidden = true;
   let profile, callbacks, faults;
   try {
     [profile, callbacks, faults] = await Promise.all([
@@ -165,9 +166,9 @@ async function openOrder(iccid) {
       fact('Device', o.deviceState ?? '—'), fact('Downloads', `${o.downloadAttempts} of ${o.maxDownloadAttempts}`),
       fact('Confirmation code', o.confirmationCodeRequired ? `required (${o.confirmationCodeAttempts} wrong)` : 'none'),
       fact('Expires', o.expiresAt ? when(o.expiresAt) : 'never'), fact('Operator', o.operator ?? '—')),
-    faultSection(o, mine),
     h('h3', {}, 'History'),
     timeline(profile, callbacks.callbacks, mine),
+    faultSection(o, mine),
   );
   if (o.matchingId) {
     blobUrl(`/admin/activation-codes/${o.matchingId}.png?scale=6`).then((url) => {
@@ -214,7 +215,7 @@ function faultSection(o, faults) {
       h('td', {}, `${f.remaining} left, fired ${f.fired}`),
       h('td', {}, f.remaining > 0 ? h('button', { type: 'button', class: 'small danger', onclick: async () => { await del(`/admin/faults/${f.id}`); openOrder(o.iccid); } }, 'Remove') : '')))))
     : h('p', { class: 'message' }, 'No faults for this order.');
-  return [h('h3', {}, 'Fault injection'), list, form];
+  return h('div', { class: 'faults' }, h('h3', {}, 'Fault injection'), list, form);
 }
 
 async function addFault(e, o) {

@@ -1,0 +1,236 @@
+/**
+ * The QA console end to end in headless Chromium (Debian's `chromium` package, driven by
+ * playwright-core): an order created in the page, its QR code shown (and decoded back to the
+ * activation code), a simulator download against the same server, and the order's state turning
+ * Installed in the page without a reload; the printable sheet; the admin token prompt.
+ *
+ * Without /usr/bin/chromium this test fails, naming the package, unless MOCK_SMDP_SKIP_BROWSER=1.
+ * MOCK_SMDP_SCREENSHOT=docs/console.png also writes a screenshot of the console with data in it.
+ */
+import { existsSync } from 'node:fs';
+import t, { type Test } from 'tap';
+import jsqrModule from 'jsqr';
+import { PNG } from 'pngjs';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { startOutboxWorker } from '../../src/outbox/worker.js';
+import { addEs2Operator } from '../helpers/es2plus.js';
+import { createFamily, familyOperator } from '../helpers/family-usage.js';
+import { newDevice, until } from '../helpers/operator.js';
+import { startWorld, type World } from '../helpers/world.js';
+
+const jsQR = ((jsqrModule as unknown as { default?: unknown }).default ?? jsqrModule) as unknown as typeof import('jsqr').default;
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+if (process.env.MOCK_SMDP_SKIP_BROWSER === '1') {
+  t.pass('skipped: MOCK_SMDP_SKIP_BROWSER=1');
+} else if (!existsSync(CHROMIUM)) {
+  t.fail(`${CHROMIUM} not found: the console's browser test needs Debian's chromium package (apt-get install -y chromium; .ci/run installs it), or set MOCK_SMDP_SKIP_BROWSER=1 to skip it`);
+} else {
+  let browser: Browser;
+  t.before(async () => {
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+  });
+  t.teardown(() => browser?.close());
+
+  const pageErrors = new WeakMap<Page, string[]>();
+  /** Every test ends with this: no script error in its page. */
+  const noErrors = (t: Test, page: Page) => t.same(pageErrors.get(page), [], 'no script errors in the page');
+
+  /** A page on the world's console that records script errors (noErrors). */
+  const open = async (t: Test, w: World, viewport = { width: 1400, height: 900 }) => {
+    const context = await browser.newContext({ viewport });
+    t.teardown(() => context.close());
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (err) => errors.push(String(err)));
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) errors.push(m.text());
+    });
+    page.on('response', (r) => {
+      if (r.status() === 404) errors.push(`404 ${r.url()}`);
+    });
+    pageErrors.set(page, errors);
+    await page.goto(`${w.url}/console`);
+    return page;
+  };
+
+  const decodeQr = (png: Buffer) => {
+    const img = PNG.sync.read(png);
+    return jsQR(new Uint8ClampedArray(img.data.buffer, img.data.byteOffset, img.data.byteLength), img.width, img.height)?.data;
+  };
+
+  const stateOf = (page: Page, iccid: string) => page.locator(`#orders-table tr[data-iccid="${iccid}"] td.state`).innerText();
+
+  t.test('an order created in the page, its QR, a download, Installed without a reload', async (t) => {
+    const w = await startWorld(t);
+    const page = await open(t, w);
+    await page.locator('#live.on').waitFor();
+    await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
+
+    await page.locator('#order-form [name=count]').fill('1');
+    await page.locator('#order-form [name=confirmationCode]').fill('2468');
+    await page.locator('#order-form button[type=submit]').click();
+    await page.locator('#order-form-result', { hasText: '1 order created' }).waitFor();
+    const ac = (await page.locator('#order-ac').innerText()).trim();
+    t.match(ac, /^LPA:1\$LOCALHOST:8443\$[0-9A-Z-]+\$\$1$/, 'activation code shown, confirmation code flag set');
+    const [row] = await w.db.query<{ iccid: string; state: string }>('SELECT iccid, state FROM profiles WHERE matching_id = $1', [ac.split('$')[2]]);
+    t.equal(row?.state, 'Released', 'the order exists in the database');
+    const iccid = row!.iccid;
+
+    // The QR image loads and decodes to exactly the activation code.
+    await page.waitForFunction(() => {
+      const img = document.querySelector<HTMLImageElement>('#order-qr');
+      return !!img && img.complete && img.naturalWidth > 0;
+    });
+    t.equal(decodeQr(await page.locator('#order-qr').screenshot()), ac, 'the QR in the page is the activation code');
+    t.equal((await stateOf(page, iccid)).trim(), 'Released');
+
+    // A device downloads it; the page learns of it through the live feed.
+    const { lpa } = await newDevice(w);
+    const r = await lpa.download(ac, { confirmationCode: '2468' });
+    t.equal(r.iccid, iccid);
+    await page.locator(`#orders-table tr[data-iccid="${iccid}"] td.state`, { hasText: 'Installed' }).waitFor({ timeout: 15_000 });
+    t.equal((await stateOf(page, iccid)).trim(), 'Installed', 'Installed in the list');
+    await page.locator('#order-state', { hasText: 'Installed' }).waitFor();
+    const history = await page.locator('#order-history').innerText();
+    for (const e of ['released', 'authenticated', 'downloaded', 'installed']) t.match(history, e, `history shows ${e}`);
+    t.match(history, /install · success/, 'and the install notification');
+    t.equal(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded), true, 'without a reload');
+    noErrors(t, page);
+  });
+
+  t.test('several orders, a printable sheet of their codes, copy and download', async (t) => {
+    const w = await startWorld(t);
+    const page = await open(t, w);
+    await page.locator('#live.on').waitFor();
+    await page.locator('#order-form [name=count]').fill('3');
+    await page.locator('#order-form [name=expires]').fill('2');
+    await page.locator('#order-form button[type=submit]').click();
+    await page.locator('#order-form-result', { hasText: '3 orders created' }).waitFor();
+    t.equal(await page.locator('#orders-table tbody tr').count(), 3);
+    const rows = await w.db.query<{ expires_at: Date }>('SELECT expires_at FROM profiles WHERE state = $1', ['Released']);
+    t.ok(rows.every((x) => Math.abs(x.expires_at.getTime() - Date.now() - 2 * 3600_000) < 120_000), 'expiry 2 h from now');
+
+    await page.evaluate(() => {
+      (window as unknown as { printed: number }).printed = 0;
+      window.print = () => void (window as unknown as { printed: number }).printed++;
+    });
+    await page.locator('#print-created').click();
+    await page.waitForFunction(() => (window as unknown as { printed: number }).printed === 1);
+    t.equal(await page.locator('#print-sheet .print-card').count(), 3, 'one card per order');
+    await page.emulateMedia({ media: 'print' });
+    t.ok(await page.locator('#print-sheet').isVisible(), 'printing shows the sheet');
+    t.notOk(await page.locator('header.topbar').isVisible(), 'and nothing else');
+    const cards = await page.locator('#print-sheet .print-card img').all();
+    for (const img of cards) t.ok(decodeQr(await img.screenshot())?.startsWith('LPA:1$'), 'each card has a readable QR');
+    await page.emulateMedia({ media: 'screen' });
+
+    // Selected rows print too.
+    const boxes = page.locator('#orders-table tbody td.check input');
+    await boxes.nth(0).check();
+    await boxes.nth(2).check();
+    await page.locator('#print-selected', { hasText: 'Print selected (2)' }).click();
+    await page.waitForFunction(() => (window as unknown as { printed: number }).printed === 2);
+    t.equal(await page.locator('#print-sheet .print-card').count(), 2);
+
+    // Download: the PNG is the QR of the open order.
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.locator('#order-detail button', { hasText: 'PNG' }).click()]);
+    const path = await dl.path();
+    const { readFileSync } = await import('node:fs');
+    t.equal(decodeQr(readFileSync(path)), (await page.locator('#order-ac').innerText()).trim(), 'downloaded PNG');
+    t.match(dl.suggestedFilename(), /^[0-9A-Z-]+\.png$/);
+    noErrors(t, page);
+  });
+
+  t.test('with ADMIN_TOKEN the page asks for the token, keeps it for the tab, and asks again when refused', async (t) => {
+    const w = await startWorld(t, { config: { adminToken: 'console-secret' } });
+    const page = await open(t, w);
+    const dialog = page.locator('#token-dialog');
+    await dialog.waitFor({ state: 'visible' });
+    await page.locator('#token-input').fill('wrong-one');
+    await page.locator('#token-input').press('Enter');
+    await page.locator('#token-reason', { hasText: 'refused' }).waitFor();
+    await dialog.waitFor({ state: 'visible' });
+    await page.locator('#token-input').fill('console-secret');
+    await page.locator('#token-input').press('Enter');
+    await page.locator('#live.on').waitFor();
+    t.match(await page.locator('#order-type').innerText(), /default/, 'profile types loaded with the token');
+    t.equal(await page.evaluate(() => sessionStorage.getItem('mock-smdp-admin-token')), 'console-secret');
+    await page.reload();
+    await page.locator('#live.on').waitFor();
+    t.notOk(await dialog.isVisible(), 'not asked again in the same tab');
+    noErrors(t, page);
+  });
+
+  t.test('family, callbacks and catcher tabs show their data live', async (t) => {
+    const w = await startWorld(t);
+    const outbox = startOutboxWorker(w.db, { pollIntervalMs: 20 });
+    t.teardown(() => outbox.stop());
+    const page = await open(t, w);
+    await page.locator('#live.on').waitFor();
+
+    // An operator whose callback URL is the catcher (as a test would set one up), and a download of its order.
+    await page.goto(`${w.url}/console#catcher`);
+    await page.locator('#catcher-bin').fill('acme');
+    await page.locator('#catcher-bin').press('Enter');
+    const catcherUrl = (await page.locator('#catcher-url').innerText()).trim();
+    t.equal(catcherUrl, `${w.url}/catcher/acme`);
+    const op = await addEs2Operator(w, { callbackUrl: catcherUrl });
+    const [iccid] = await op.stock(1);
+    await op.call('downloadOrder', { iccid });
+    const c = await op.call('confirmOrder', { iccid: iccid!, releaseFlag: true });
+    await (await newDevice(w)).lpa.download(`LPA:1$${w.config.smdpAddress}$${c.body.matchingId}`);
+    await page.locator('#caught-table tbody tr', { hasText: 'point 4 Executed-Success' }).waitFor({ timeout: 15_000 });
+    t.equal(await page.locator('#caught-table tbody tr').count(), 3, 'points 1, 3, 4 caught');
+
+    await page.locator('.tabs a[data-tab=callbacks]').click();
+    await page.locator('#callbacks-table tbody tr').first().waitFor();
+    t.equal(await page.locator('#callbacks-table tbody tr', { hasText: 'delivered' }).count(), 3, 'three delivered callbacks');
+    t.match(await page.locator('#operators-table').innerText(), catcherUrl);
+
+    const api = await familyOperator(w, { stock: 2 });
+    const fam = await createFamily(api, {
+      name: 'The Nakamuras', plan: { dataMb: 8000, voiceMin: 600, sms: 200, hotspotMb: 1000 },
+      members: [{ name: 'Hana', role: 'owner', lines: [{ device: 'phone' }] }, { name: 'Ken', role: 'child', caps: { dataMb: 500 }, lines: [{ device: 'watch' }] }],
+    });
+    await page.locator('.tabs a[data-tab=family]').click();
+    await page.locator('#groups li', { hasText: 'The Nakamuras' }).waitFor();
+    await page.locator('#group-detail .member', { hasText: 'Ken' }).waitFor();
+    const ken = fam.byName.Ken!;
+    await api.ok('POST', `/family/groups/${fam.groupId}/lines/${ken.lines[0]!.id}/usage`, { kind: 'data', amount: 400 });
+    await page.locator('#group-detail .member', { hasText: '400 MB' }).waitFor({ timeout: 10_000 });
+    t.match(await page.locator('#group-detail .member', { hasText: 'Ken' }).innerText(), /400 MB\s*of 500 MB/, "Ken's usage against his cap, live");
+    noErrors(t, page);
+  });
+
+  const shot = process.env.MOCK_SMDP_SCREENSHOT;
+  t.test('screenshot of the console with data', { skip: shot ? false : 'set MOCK_SMDP_SCREENSHOT=docs/console.png to write it' }, async (t) => {
+    const w = await startWorld(t);
+    const outbox = startOutboxWorker(w.db, { pollIntervalMs: 20 });
+    t.teardown(() => outbox.stop());
+    // Orders of an operator whose callbacks go to the catcher, three of them downloaded; and admin orders.
+    const op = await addEs2Operator(w, { id: 'acme-mobile', name: 'ACME Mobile', callbackUrl: `${w.url}/catcher/acme` });
+    const made = [];
+    for (const iccid of await op.stock(3)) {
+      await op.call('downloadOrder', { iccid });
+      const c = await op.call('confirmOrder', { iccid, releaseFlag: true });
+      made.push({ iccid, activationCode: `LPA:1$${w.config.smdpAddress}$${c.body.matchingId}` });
+    }
+    for (let i = 0; i < 3; i++) await w.order(i === 1 ? { confirmationCode: '1234' } : {});
+    for (const o of made) await (await newDevice(w)).lpa.download(o.activationCode);
+    await until(async () => (await w.db.query('SELECT 1 FROM outbox WHERE delivered_at IS NOT NULL')).length === 9);
+    const page = await open(t, w, { width: 1600, height: 1000 });
+    await page.locator('#live.on').waitFor();
+    await page.locator('#order-form [name=count]').fill('2');
+    await page.locator('#order-form [name=confirmationCode]').fill('8642');
+    await page.locator('#order-form button[type=submit]').click();
+    await page.locator('#order-form-result', { hasText: '2 orders created' }).waitFor();
+    await page.locator(`#orders-table tr[data-iccid="${made[0]!.iccid}"]`).click();
+    await page.locator('#order-state', { hasText: 'Installed' }).waitFor();
+    await page.waitForFunction(() => (document.querySelector<HTMLImageElement>('#order-qr')?.naturalWidth ?? 0) > 0);
+    await page.screenshot({ path: shot!, fullPage: false });
+    t.ok(existsSync(shot!), `wrote ${shot}`);
+    noErrors(t, page);
+  });
+}
