@@ -120,8 +120,13 @@ const STANDARD_ERRORS: Record<number, ErrorExample> = {
  * their own answers (function failures are HTTP 200 with a Failed header).
  */
 function standardResponses(url: string, method: string, schema: Record<string, unknown>): Record<string, unknown> {
-  if (url.startsWith('/gsma/')) return {};
   const out: Record<string, unknown> = {};
+  if (url.startsWith('/gsma/')) {
+    // handleNotification answers 204 whatever the outcome (SGP.22 §5.6.4); its route declares no response.
+    if (url.endsWith('/handleNotification')) out['204'] = noContent('Received (whatever the outcome, SGP.22 §5.6.4)');
+    out['415'] = errorReply(415, STANDARD_ERRORS[415]!);
+    return out;
+  }
   if (schema.body || schema.querystring || schema.params) out['400'] = errorReply(400, STANDARD_ERRORS[400]!);
   if (url.startsWith('/admin')) out['401'] = errorReply(401, STANDARD_ERRORS[401]!, 'No valid admin token (ADMIN_TOKEN set), or a remote caller while no ADMIN_TOKEN is set');
   if (url.startsWith('/family')) out['401'] = errorReply(401, { error: 'unauthorised', message: 'unknown member token' }, 'No operator API key or member token, or an unknown one');

@@ -4,7 +4,7 @@
  * header.functionExecutionStatus, also for failures).
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { FunctionFailed, SC, successHeader } from '../errors.js';
+import { FunctionFailed, SC, successHeader, type StatusCode } from '../errors.js';
 import { ADMIN_PROTOCOL, checkAdminProtocol, sendFailed, toFunctionFailed } from '../envelope.js';
 import { loadSchemas } from '../schemas.js';
 import { authenticateOperator, checkRequester, credentialsOf, type Es2Context, type Es2Deps, type Es2RequestHeader } from './auth.js';
@@ -15,11 +15,15 @@ import { releaseProfile } from './release-profile.js';
 
 export const ES2_PREFIX = '/gsma/rsp2/es2plus';
 
-type Validation = Array<{ keyword: string; instancePath?: string; params?: { missingProperty?: string } }>;
+type Validation = Array<{ keyword: string; instancePath?: string; message?: string; params?: { missingProperty?: string } }>;
+
+/** The status of an invalid value of these identifiers: the field's own 2.1 (notes §1.4). */
+const FIELD_INVALID: Record<string, StatusCode> = { '/eid': SC.eidInvalid, '/iccid': SC.iccidInvalid, '/matchingId': SC.matchingIdInvalid };
 
 /**
  * A schema failure as an SGP.22 status: 1.3.1/2.2 (missing) or 1.3.1/2.1 (invalid), except
- * cancelOrder without iccid or finalProfileStatusIndicator, 8.2.1/2.2 (notes §1.5).
+ * cancelOrder without iccid or finalProfileStatusIndicator, 8.2.1/2.2 (notes §1.5), and an invalid
+ * EID, ICCID or MatchingID (too long, NUL or an unpaired surrogate in it): 8.1.1/2.1, 8.2.1/2.1, 8.2.6/2.1.
  */
 export function es2Failure(fn: string, err: unknown, log: FastifyRequest['log']): FunctionFailed {
   const v = (err as { validation?: Validation }).validation;
@@ -27,6 +31,8 @@ export function es2Failure(fn: string, err: unknown, log: FastifyRequest['log'])
   if (fn === 'cancelOrder' && missing && !missing.instancePath && ['iccid', 'finalProfileStatusIndicator'].includes(missing.params?.missingProperty ?? '')) {
     return new FunctionFailed(SC.iccidMissing, `missing ${missing.params?.missingProperty}`);
   }
+  const invalid = v?.find((e) => e.keyword !== 'required' && FIELD_INVALID[e.instancePath ?? '']);
+  if (invalid) return new FunctionFailed(FIELD_INVALID[invalid.instancePath!]!, `${invalid.instancePath!.slice(1)} ${invalid.message ?? 'is invalid'}`);
   return toFunctionFailed(err, log);
 }
 
