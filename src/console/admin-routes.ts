@@ -12,7 +12,10 @@ import { getGroup, listGroups, listLines, listMembers, liveState, profilesOf, pu
 import { usageSummary } from '../family/usage.js';
 import { IdentifierError, normaliseIccid } from '../rsp/identifiers.js';
 import { OUTBOX_COLUMNS, callbackView, type OutboxViewRow } from './views.js';
-import { GROUP_ID, callbackSchema, callbacksQuery, errorSchema, groupDetailSchema, groupSummarySchema, text } from './schemas.js';
+import { errorReply, jsonReply } from '../openapi.js';
+import {
+  CALLBACK_EXAMPLE, GROUP_DETAIL_EXAMPLE, GROUP_ID, GROUP_SUMMARY_EXAMPLE, callbackSchema, callbacksQuery, groupDetailSchema, groupSummarySchema, text,
+} from './schemas.js';
 
 interface CallbacksQuery {
   iccid?: string;
@@ -38,14 +41,13 @@ export async function consoleAdminRoutes(app: FastifyInstance, deps: { db: Datab
       summary: 'Callbacks to operators (ES2+ handleDownloadProgressInfo, family events) with their delivery state, newest first',
       querystring: callbacksQuery,
       response: {
-        200: {
+        200: jsonReply('The callbacks (at most ?limit=, default 100) and how many of those matching the filters are in each delivery state', {
           type: 'object', required: ['callbacks', 'counts'],
           properties: {
             callbacks: { type: 'array', items: callbackSchema },
             counts: { type: 'object', properties: { pending: { type: 'integer' }, retrying: { type: 'integer' }, delivered: { type: 'integer' } } },
           },
-        },
-        '4xx': errorSchema,
+        }, { callbacks: [CALLBACK_EXAMPLE], counts: { pending: 0, retrying: 0, delivered: 1 } }),
       },
     },
   }, async (req) => {
@@ -82,7 +84,7 @@ export async function consoleAdminRoutes(app: FastifyInstance, deps: { db: Datab
     schema: {
       tags: familyTags, summary: "Every operator's family groups (or ?operator=), with how many members and lines each has",
       querystring: { type: 'object', additionalProperties: false, properties: { operator: text(64) } },
-      response: { 200: { type: 'object', required: ['groups'], properties: { groups: { type: 'array', items: groupSummarySchema } } }, '4xx': errorSchema },
+      response: { 200: jsonReply('The groups, oldest first', { type: 'object', required: ['groups'], properties: { groups: { type: 'array', items: groupSummarySchema } } }, { groups: [GROUP_SUMMARY_EXAMPLE] }) },
     },
   }, async (req) => {
     const groups: GroupRow[] = req.query.operator !== undefined
@@ -106,7 +108,10 @@ export async function consoleAdminRoutes(app: FastifyInstance, deps: { db: Datab
       tags: familyTags,
       summary: "A family group: plan, members with their caps and usage, lines with each profile's live state, the pool's usage this cycle and its latest events",
       params: { type: 'object', required: ['gid'], properties: { gid: GROUP_ID } },
-      response: { 200: groupDetailSchema, '4xx': errorSchema },
+      response: {
+        200: jsonReply('The group', groupDetailSchema, GROUP_DETAIL_EXAMPLE),
+        404: errorReply(404, { error: 'notFound', message: 'no group "fg_0000"', details: { group: 'fg_0000' } }),
+      },
     },
   }, async (req) => {
     const g = await getGroup(db, req.params.gid);

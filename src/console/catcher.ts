@@ -9,7 +9,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Database } from '../db/db.js';
 import { ApiError } from '../http/api-error.js';
 import { caughtView, type CaughtRow } from './views.js';
-import { BIN, caughtListQuery, caughtRequestSchema, errorSchema } from './schemas.js';
+import { errorReply, jsonReply } from '../openapi.js';
+import { BIN, CAUGHT_EXAMPLE, caughtListQuery, caughtRequestSchema, errorSchema } from './schemas.js';
 
 /** Requests kept per bin and in all. */
 export const KEEP_PER_BIN = 1000;
@@ -61,9 +62,11 @@ export async function catcherRoutes(app: FastifyInstance, deps: { db: Database }
         properties: { status: { type: 'integer', minimum: 200, maximum: 599, description: 'answer with this status (default 200)' } },
       },
       response: {
-        '2xx': { description: 'caught', type: 'object', properties: { header: { type: 'object', additionalProperties: true }, caught: { type: 'string' } } },
-        '4xx': { description: 'caught (with ?status=4xx), or a bad bin name', ...errorSchema, properties: { ...errorSchema.properties, caught: { type: 'string' } } },
-        '5xx': { description: 'caught (with ?status=5xx)', ...errorSchema, properties: { ...errorSchema.properties, caught: { type: 'string' } } },
+        '2xx': jsonReply('Caught (200 unless ?status= asks for another)', {
+          type: 'object', properties: { header: { type: 'object', additionalProperties: true }, caught: { type: 'string', description: 'its id in GET /admin/catcher' } },
+        }, { header: { functionExecutionStatus: { status: 'Executed-Success' } }, caught: '7' }),
+        '4xx': { ...errorReply(400, { error: 'caught', message: 'the catcher answers 404 as its URL asks', caught: '8' } as never, 'Caught, answered with the 4xx status ?status= asked for; or a bad bin name, a body over 1 MB'), properties: { ...errorSchema.properties, caught: { type: 'string' } } },
+        '5xx': { ...errorReply(503, { error: 'caught', message: 'the catcher answers 503 as its URL asks', caught: '9' } as never, 'Caught, answered with the 5xx status ?status= asked for (to watch the outbox worker retry)'), properties: { ...errorSchema.properties, caught: { type: 'string' } } },
       },
     };
     for (const url of [`${CATCHER_PREFIX}/:bin`, `${CATCHER_PREFIX}/:bin/*`]) {
@@ -76,14 +79,13 @@ export async function catcherRoutes(app: FastifyInstance, deps: { db: Database }
       tags, summary: 'What the callback catcher received, newest first (?bin= one bin, ?after= id)',
       querystring: caughtListQuery,
       response: {
-        200: {
+        200: jsonReply('The requests (at most ?limit=, default 100) and every bin with its count', {
           type: 'object', required: ['requests', 'bins'],
           properties: {
             requests: { type: 'array', items: caughtRequestSchema },
             bins: { type: 'array', items: { type: 'object', properties: { bin: { type: 'string' }, count: { type: 'integer' }, last: { type: 'string' } } } },
           },
-        },
-        '4xx': errorSchema,
+        }, { requests: [CAUGHT_EXAMPLE], bins: [{ bin: 'acme', count: 1, last: CAUGHT_EXAMPLE.receivedAt }] }),
       },
     },
   }, async (req) => {
@@ -105,7 +107,10 @@ export async function catcherRoutes(app: FastifyInstance, deps: { db: Database }
     schema: {
       tags, summary: 'One caught request with its headers and body',
       params: { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[0-9]{1,18}$' } } },
-      response: { 200: caughtRequestSchema, '4xx': errorSchema },
+      response: {
+        200: jsonReply('The request', caughtRequestSchema, CAUGHT_EXAMPLE),
+        404: errorReply(404, { error: 'notFound', message: 'no request "99"', details: { request: '99' } }),
+      },
     },
   }, async (req) => {
     const [row] = await deps.db.query<CaughtRow>('SELECT * FROM caught_requests WHERE id = $1::bigint', [req.params.id]);
@@ -117,7 +122,7 @@ export async function catcherRoutes(app: FastifyInstance, deps: { db: Database }
     schema: {
       tags, summary: 'Forget what the catcher received (?bin= one bin only)',
       querystring: { type: 'object', additionalProperties: false, properties: { bin: BIN } },
-      response: { 200: { type: 'object', required: ['deleted'], properties: { deleted: { type: 'integer' } } }, '4xx': errorSchema },
+      response: { 200: jsonReply('How many requests were deleted', { type: 'object', required: ['deleted'], properties: { deleted: { type: 'integer' } } }, { deleted: 3 }) },
     },
   }, async (req) => {
     const rows = await deps.db.query('DELETE FROM caught_requests WHERE ($1::text IS NULL OR bin = $1) RETURNING id', [req.query.bin ?? null]);

@@ -14,7 +14,7 @@ import { ApiError } from '../http/api-error.js';
 import { consoleAdminRoutes } from './admin-routes.js';
 import { catcherRoutes } from './catcher.js';
 import { ConsoleFeed, type FeedOptions } from './feed.js';
-import { errorSchema } from './schemas.js';
+import { SSE_EXAMPLE } from './schemas.js';
 
 /** The page folder, from src/console (tsx) or dist/src/console (built). */
 export function pageDir(): string {
@@ -65,8 +65,10 @@ export async function consoleRoutes(app: FastifyInstance, deps: { db: Database; 
       tags: ['admin: console'],
       summary: 'Live changes as Server-Sent Events: order (state changes), callback (new, and delivery state), caught (catcher), family (group events, usage)',
       response: {
-        200: { description: 'text/event-stream: `event: <type>` and `data: <JSON>` per change; `hello` first', content: { 'text/event-stream': { schema: { type: 'string' } } } },
-        '4xx': errorSchema,
+        200: {
+          description: 'text/event-stream: `event: <type>` and `data: <JSON>` per change; `hello` first, then only what changed after it',
+          content: { 'text/event-stream': { schema: { type: 'string' }, example: SSE_EXAMPLE } },
+        },
       },
     },
   }, async (req, reply) => {
