@@ -93,3 +93,13 @@ export function installErrorHandlers(app: FastifyInstance) {
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send(new ApiError(404, 'notFound', `no route ${req.method} ${req.url}`).toJSON()));
 }
+
+/**
+ * Fastify's `frameworkErrors` option (errors before routing: a URL that is not valid UTF-8 after
+ * percent-decoding): the same `{ error, message, details }` 400. Fastify answers these itself
+ * unless the option is set where the app is built (src/app.ts).
+ */
+export function frameworkErrorHandler(err: FastifyError, _req: FastifyRequest, reply: import('fastify').FastifyReply) {
+  const api = err.code === 'FST_ERR_BAD_URL' ? ApiError.badRequest(err.message, { field: 'url' }) : (toApiError(err) ?? ApiError.badRequest(err.message));
+  return reply.code(api.statusCode).send(api.toJSON());
+}
