@@ -122,7 +122,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   });
 }
 
-t.test('a worker that cannot start stops the cluster with exit 1', PG_ONLY, async (t) => {
+t.test('a taken port stops the cluster with exit 1 and one line, before any worker starts', PG_ONLY, async (t) => {
   const url = await emptyPgDatabase(t);
   const blocker = net.createServer().listen(0, '127.0.0.1');
   await new Promise((r) => blocker.once('listening', r));
@@ -131,7 +131,8 @@ t.test('a worker that cannot start stops the cluster with exit 1', PG_ONLY, asyn
   const c = await serve(t, ['--workers', '2', '--plain-http', '--host', '127.0.0.1', '--port', String(port)], { DATABASE_URL: url });
   const { code } = await c.exited;
   t.equal(code, 1);
-  t.match(c.stderr(), /EADDRINUSE/);
+  t.equal(c.stderr(), `port ${port} is in use (PORT / --port): another server is listening on 127.0.0.1:${port}\n`);
+  t.notOk(c.lines.some((l) => l.msg === 'cluster started'), 'no worker forked');
 });
 
 t.test('with PGlite, --workers 2 or WORKERS=2 is refused: one line on stderr, exit 1', async (t) => {

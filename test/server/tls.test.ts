@@ -155,7 +155,7 @@ t.test('startServer serves the sgp22 profile by default; our HTTP client and the
   t.teardown(() => http.close());
   t.match(await http.get('/health'), { status: 200, json: { status: 'ok' } }, 'HttpClient (LPA, bench, CLI) connects');
 
-  const out = await run(process.execPath, ['--import', 'tsx', cli, 'operator', 'list'], {
+  const out = await run(process.execPath, ['--import', 'tsx', cli, 'operator', 'list', '--json'], {
     cwd: repo,
     env: { ...process.env, MOCK_SMDP_URL: server.url, CERTS_DIR: pkiDir, SMDP_ADDRESS: 'localhost:8443', ADMIN_TOKEN: '', TLS_PROFILE: '' },
     encoding: 'utf8',
