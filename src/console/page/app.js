@@ -1,5 +1,5 @@
 // The console's entry point: tabs, the live feed, and the views of src/console/page/*.js.
-import { $ } from './dom.js';
+import { $, toast } from './dom.js';
 import { token } from './api.js';
 import { connectLive } from './live.js';
 import * as orders from './orders.js';
@@ -17,7 +17,15 @@ function showTab() {
   for (const a of document.querySelectorAll('.tabs a')) a.setAttribute('aria-selected', String(a.dataset.tab === tab));
   for (const s of document.querySelectorAll('.tab')) s.hidden = s.id !== `tab-${tab}`;
   current = tab;
-  views[tab].show();
+  refresh();
+}
+
+/** Reloads what the current tab shows; a failure is shown, not thrown. */
+function refresh() {
+  Promise.resolve(views[current].show()).catch((err) => {
+    console.warn(err);
+    toast(`Could not load: ${err.message}`);
+  });
 }
 
 function setLive(state) {
@@ -31,7 +39,7 @@ $('#token-button').hidden = !token();
 $('#token-button').addEventListener('click', async () => {
   const { askToken } = await import('./api.js');
   await askToken('Enter the admin token (ADMIN_TOKEN) to use from now on.');
-  views[current].show();
+  refresh();
 });
 window.addEventListener('hashchange', showTab);
 showTab();
@@ -40,7 +48,7 @@ connectLive({
   onStatus: setLive,
   onMessage(event, data) {
     // hello: (re)connected, and anything may have changed while we were not: reload what is shown.
-    if (event === 'hello') return views[current].show();
+    if (event === 'hello') return refresh();
     for (const v of Object.values(views)) v.onLive?.(event, data, v === views[current]);
   },
 });

@@ -1,12 +1,12 @@
 // Callbacks sent to operators (the outbox) with their delivery state, live; and the operators.
-import { $, h, clear, badge, when, showPayload } from './dom.js';
+import { $, h, clear, badge, when, showPayload, safe } from './dom.js';
 import { get } from './api.js';
 
 const rows = new Map();
 let counts = { pending: 0, retrying: 0, delivered: 0 };
 
 export function init() {
-  $('#callbacks-state').addEventListener('change', show);
+  $('#callbacks-state').addEventListener('change', safe(show));
 }
 
 export async function show() {
@@ -44,8 +44,8 @@ export function onLive(event, data, visible) {
   render(c.id);
   // The counts per state, once per burst.
   clearTimeout(onLive.timer);
-  onLive.timer = setTimeout(async () => {
+  onLive.timer = setTimeout(safe(async () => {
     counts = (await get('/admin/callbacks?limit=1')).counts;
     render();
-  }, 300);
+  }), 300);
 }

@@ -1,5 +1,5 @@
 // The callback catcher: its URL for a bin, and what it received (live).
-import { $, h, clear, when, copy, toast } from './dom.js';
+import { $, h, clear, when, copy, toast, safe } from './dom.js';
 import { get, del } from './api.js';
 
 const rows = new Map();
@@ -9,13 +9,13 @@ const bin = () => $('#catcher-bin').value.trim() || 'default';
 const catcherUrl = () => `${location.origin}/catcher/${encodeURIComponent(bin())}`;
 
 export function init() {
-  $('#catcher-bin').addEventListener('change', show);
+  $('#catcher-bin').addEventListener('change', safe(show));
   $('#catcher-copy').addEventListener('click', () => copy(catcherUrl()));
-  $('#catcher-clear').addEventListener('click', async () => {
+  $('#catcher-clear').addEventListener('click', safe(async () => {
     const r = await del(`/admin/catcher?bin=${encodeURIComponent(bin())}`);
     toast(`${r.deleted} removed`);
-    show();
-  });
+    return show();
+  }));
 }
 
 export async function show() {
@@ -30,7 +30,7 @@ function render(flash) {
   const body = clear($('#caught-table tbody'));
   const list = [...rows.values()].sort((a, b) => Number(b.id) - Number(a.id));
   for (const r of list) {
-    body.append(h('tr', { class: [r.id === openId ? 'selected' : '', flash === r.id ? 'flash' : ''].join(' ').trim() || undefined, onclick: () => openRequest(r.id) },
+    body.append(h('tr', { class: [r.id === openId ? 'selected' : '', flash === r.id ? 'flash' : ''].join(' ').trim() || undefined, onclick: safe(() => openRequest(r.id)) },
       h('td', {}, r.id), h('td', {}, when(r.receivedAt)), h('td', { class: 'mono' }, r.bin), h('td', { class: 'mono' }, `${r.method} ${r.path}`),
       h('td', {}, r.summary ?? `${r.size} bytes`), h('td', {}, h('span', { class: `badge ${r.answered < 300 ? 'ok' : 'bad'}` }, String(r.answered)))));
   }

@@ -71,3 +71,9 @@ export function showPayload(title, value) {
   $('#payload-body').textContent = typeof value === 'string' ? value : JSON.stringify(value, null, 2);
   $('#payload-dialog').showModal();
 }
+
+/** fn as an event handler: a failure is shown as a toast (and logged), never an unhandled rejection. */
+export const safe = (fn) => (...args) => Promise.resolve().then(() => fn(...args)).catch((err) => {
+  console.warn(err);
+  toast(`Failed: ${err.message}`);
+});

@@ -1,6 +1,6 @@
 // Family groups: members, lines, each profile's live state, and the pool's and members' usage against
 // plan and caps (GET /admin/family/groups[/:gid]).
-import { $, h, clear, badge, when } from './dom.js';
+import { $, h, clear, badge, when, safe } from './dom.js';
 import { get } from './api.js';
 
 let groups = [];
@@ -19,7 +19,7 @@ function renderGroups() {
   const ul = clear($('#groups'));
   $('#groups-empty').hidden = groups.length > 0;
   for (const g of groups) {
-    ul.append(h('li', { class: g.id === openId ? 'selected' : undefined, onclick: () => openGroup(g.id) },
+    ul.append(h('li', { class: g.id === openId ? 'selected' : undefined, onclick: safe(() => openGroup(g.id)) },
       h('b', {}, g.name), h('span', { class: 'sub' }, `${g.operatorId} · ${g.members} members · ${g.lines} lines`)));
   }
 }
@@ -74,7 +74,7 @@ async function openGroup(id) {
 
 export function onLive(event, data, visible) {
   if (!visible) return;
-  const refresh = () => { clearTimeout(onLive.timer); onLive.timer = setTimeout(show, 250); };
+  const refresh = () => { clearTimeout(onLive.timer); onLive.timer = setTimeout(safe(show), 250); };
   if (event === 'family') return refresh();
   // A profile of a line of the open group changed.
   if (event === 'order' && document.querySelector(`#group-detail tr[data-iccid="${data.order.iccid}"]`)) refresh();

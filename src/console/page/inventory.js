@@ -1,19 +1,17 @@
 // Inventory: profile types with their counts per state, and the profiles by type and state.
-import { $, h, clear, badge, when } from './dom.js';
+import { $, h, clear, badge, when, safe } from './dom.js';
 import { get } from './api.js';
 
 const STATES = ['Available', 'Allocated', 'Linked', 'Confirmed', 'Released', 'Downloaded', 'Installed', 'Error', 'Unavailable'];
 const CLASSES = ['test', 'provisioning', 'operational'];
-let stale = false;
 
 export function init() {
   for (const s of STATES) $('#inventory-state').append(h('option', { value: s }, s));
-  $('#inventory-type').addEventListener('change', loadInventory);
-  $('#inventory-state').addEventListener('change', loadInventory);
+  $('#inventory-type').addEventListener('change', safe(loadInventory));
+  $('#inventory-state').addEventListener('change', safe(loadInventory));
 }
 
 export async function show() {
-  stale = false;
   await Promise.all([loadTypes(), loadInventory()]);
 }
 
@@ -28,7 +26,7 @@ async function loadTypes() {
   clear(sel).append(h('option', { value: '' }, 'all types'));
   for (const t of profileTypes) {
     sel.append(h('option', { value: t.name }, t.name));
-    body.append(h('tr', { onclick: () => { sel.value = t.name; loadInventory(); } },
+    body.append(h('tr', { onclick: safe(() => { sel.value = t.name; return loadInventory(); }) },
       h('td', {}, h('b', {}, t.name)), h('td', {}, t.serviceProviderName), h('td', {}, t.profileName), h('td', {}, CLASSES[t.profileClass] ?? t.profileClass),
       h('td', { class: 'mono' }, t.template ? `${t.template.bytes} B, ${t.template.algorithm}` : 'generated'),
       STATES.map((s) => h('td', {}, t.counts?.[s] ? String(t.counts[s]) : '·'))));
@@ -55,7 +53,7 @@ async function loadInventory() {
 
 export function onLive(event, _data, visible) {
   if (event !== 'order') return;
-  if (!visible) { stale = true; return; }
+  if (!visible) return;
   clearTimeout(onLive.timer);
-  onLive.timer = setTimeout(show, 300); // a burst of changes: one reload
+  onLive.timer = setTimeout(safe(show), 300); // a burst of changes: one reload
 }

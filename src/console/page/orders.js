@@ -1,6 +1,6 @@
 // Orders: the order form, the list with live state changes, one order's activation code (text and
 // QR, copy, PNG/SVG), history, faults, and a printable sheet of activation codes.
-import { $, h, clear, badge, when, copy, toast } from './dom.js';
+import { $, h, clear, badge, when, copy, toast, safe } from './dom.js';
 import { get, post, del, blobUrl, download, ApiFailure } from './api.js';
 
 const STATES = ['Allocated', 'Linked', 'Confirmed', 'Released', 'Downloaded', 'Installed', 'Error', 'Unavailable', 'Available'];
@@ -15,14 +15,14 @@ let loaded = false;
 export function init() {
   const stateSel = $('#orders-state');
   for (const s of STATES) stateSel.append(h('option', { value: s }, s));
-  stateSel.addEventListener('change', reload);
+  stateSel.addEventListener('change', safe(reload));
   $('#orders-search').addEventListener('input', render);
   $('#orders-all').addEventListener('change', (e) => {
     for (const o of visible()) e.target.checked ? selected.add(o.iccid) : selected.delete(o.iccid);
     render();
   });
-  $('#print-selected').addEventListener('click', () => printSheet([...selected].map((i) => orders.get(i)).filter(Boolean)));
-  $('#print-created').addEventListener('click', () => printSheet(lastCreated));
+  $('#print-selected').addEventListener('click', safe(() => printSheet([...selected].map((i) => orders.get(i)).filter(Boolean))));
+  $('#print-created').addEventListener('click', safe(() => printSheet(lastCreated)));
   $('#order-form').addEventListener('submit', createOrders);
 }
 
@@ -156,9 +156,9 @@ async function openOrder(iccid) {
         h('p', { class: 'ac-text mono', id: 'order-ac' }, o.activationCode),
         h('div', { class: 'actions' },
           h('button', { type: 'button', onclick: () => copy(o.activationCode) }, 'Copy'),
-          h('button', { type: 'button', onclick: () => download(`/admin/activation-codes/${o.matchingId}.png?scale=10`, `${o.matchingId}.png`) }, 'PNG'),
-          h('button', { type: 'button', onclick: () => download(`/admin/activation-codes/${o.matchingId}.svg`, `${o.matchingId}.svg`) }, 'SVG'),
-          h('button', { type: 'button', onclick: () => printSheet([o]) }, 'Print'))))
+          h('button', { type: 'button', onclick: safe(() => download(`/admin/activation-codes/${o.matchingId}.png?scale=10`, `${o.matchingId}.png`)) }, 'PNG'),
+          h('button', { type: 'button', onclick: safe(() => download(`/admin/activation-codes/${o.matchingId}.svg`, `${o.matchingId}.svg`)) }, 'SVG'),
+          h('button', { type: 'button', onclick: safe(() => printSheet([o])) }, 'Print'))))
       : h('p', { class: 'message' }, 'No activation code: the order is not released.'),
     h('h3', {}, 'Order'),
     h('dl', { class: 'facts' },
@@ -213,7 +213,7 @@ function faultSection(o, faults) {
       h('td', {}, f.function ?? 'any'),
       h('td', {}, f.mode === 'fail' ? `fail ${f.subjectCode}/${f.reasonCode}` : f.mode === 'delay' ? `delay ${f.delayMs} ms` : 'drop'),
       h('td', {}, `${f.remaining} left, fired ${f.fired}`),
-      h('td', {}, f.remaining > 0 ? h('button', { type: 'button', class: 'small danger', onclick: async () => { await del(`/admin/faults/${f.id}`); openOrder(o.iccid); } }, 'Remove') : '')))))
+      h('td', {}, f.remaining > 0 ? h('button', { type: 'button', class: 'small danger', onclick: safe(async () => { await del(`/admin/faults/${f.id}`); openOrder(o.iccid); }) }, 'Remove') : '')))))
     : h('p', { class: 'message' }, 'No faults for this order.');
   return h('div', { class: 'faults' }, h('h3', {}, 'Fault injection'), list, form);
 }
@@ -253,6 +253,9 @@ async function printSheet(list) {
       o.confirmationCodeRequired ? h('div', { class: 'cc' }, 'confirmation code required') : null);
   }));
   sheet.append(...cards);
+  window.addEventListener('afterprint', () => {
+    for (const img of sheet.querySelectorAll('img')) URL.revokeObjectURL(img.src);
+  }, { once: true });
   window.print();
 }
 
