@@ -100,7 +100,7 @@ if (process.env.MOCK_SMDP_SKIP_BROWSER === '1') {
     noErrors(t, page);
   });
 
-  t.test('several orders, a printable sheet of their codes, copy and download', async (t) => {
+  t.test('several orders, a printable sheet of their codes, copy, download and a fault injected', async (t) => {
     const w = await startWorld(t);
     const page = await open(t, w);
     await page.locator('#live.on').waitFor();
@@ -134,12 +134,32 @@ if (process.env.MOCK_SMDP_SKIP_BROWSER === '1') {
     await page.waitForFunction(() => (window as unknown as { printed: number }).printed === 2);
     t.equal(await page.locator('#print-sheet .print-card').count(), 2);
 
+    // Copy puts the activation code on the clipboard.
+    await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: w.url });
+    await page.locator('#order-detail button', { hasText: 'Copy' }).click();
+    await page.locator('#toast.show', { hasText: 'Copied' }).waitFor();
+    t.equal(await page.evaluate(() => navigator.clipboard.readText()), (await page.locator('#order-ac').innerText()).trim(), 'copied');
+
     // Download: the PNG is the QR of the open order.
     const [dl] = await Promise.all([page.waitForEvent('download'), page.locator('#order-detail button', { hasText: 'PNG' }).click()]);
     const path = await dl.path();
     const { readFileSync } = await import('node:fs');
     t.equal(decodeQr(readFileSync(path)), (await page.locator('#order-ac').innerText()).trim(), 'downloaded PNG');
     t.match(dl.suggestedFilename(), /^[0-9A-Z-]+\.png$/);
+
+    // A fault injected from the page fires on the next download of that order.
+    const ac = (await page.locator('#order-ac').innerText()).trim();
+    const detail = page.locator('#order-detail');
+    await detail.locator('select[name=function]').selectOption('authenticateClient');
+    await detail.locator('select[name=mode]').selectOption('fail');
+    await detail.locator('input[name=status]').fill('8.2.6/3.8');
+    await detail.locator('button', { hasText: 'Inject fault' }).click();
+    await detail.locator('.faults td', { hasText: 'fail 8.2.6/3.8' }).waitFor();
+    t.match(await detail.locator('.faults').innerText(), /1 left, fired 0/);
+    const failed = await (await newDevice(w)).lpa.download(ac).catch((e: unknown) => e);
+    t.match(failed, { subjectCode: '8.2.6', reasonCode: '3.8' }, 'the device gets the injected status');
+    await detail.locator('.faults td', { hasText: '0 left, fired 1' }).waitFor({ timeout: 10_000 });
+    t.match(await page.locator('#order-history').innerText(), /fault/i, 'the fault is in the history');
     noErrors(t, page);
   });
 
