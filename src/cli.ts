@@ -428,7 +428,7 @@ fault
 const inventory = program.command('inventory').description('the pool of Available profiles');
 
 /** The server generates at most this many per request; more are sent as several requests. */
-const GENERATE_BATCH = 10_000;
+const GENERATE_BATCH = 5_000;
 
 inventory
   .command('generate')
