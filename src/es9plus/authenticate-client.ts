@@ -1,11 +1,11 @@
 /** ES9+.AuthenticateClient (SGP.22 §5.6.3): authenticate the eUICC, find its order, sign SmdpSigned2. */
 import { signRaw, verifyRaw } from '../crypto/ecdsa.js';
 import type { KeyObject } from 'node:crypto';
-import type { Queryable } from '../db/db.js';
+import type { Database } from '../db/db.js';
 import { tlv } from '../der/tlv.js';
 import { check, FunctionFailed, SC } from '../errors.js';
 import type { ProfileRow, ProfileTypeRow } from '../orders/store.js';
-import { profileColumns, transition, type ProfileContext } from '../orders/state-machine.js';
+import { applyChange, profileColumns, ROW_VERSION, type ProfileContext } from '../orders/state-machine.js';
 import { AUTHENTICATE_ERROR, decodeAuthenticateServerResponse, type EuiccSigned1 } from '../rsp/authentication.js';
 import { encodeSmdpSigned2, encodeStoreMetadataRequest } from '../rsp/download.js';
 import { iccidToEf } from '../rsp/identifiers.js';
@@ -13,7 +13,7 @@ import { KEY_LOOKUPS, type Es9Deps } from './context.js';
 import { certificateEid, verifyEuiccChain } from './certificates.js';
 import { checkFaultsHandled } from './faults.js';
 import { b64, codeName, decodeField, transactionIdOf } from './input.js';
-import { FAULTS_PENDING, SESSION_SELECT, canSessionStep, sessionOf, type SessionRow, type SessionStep } from './sessions.js';
+import { FAULTS_PENDING, SESSION_SELECT, canSessionStep, optimistically, sessionGuard, sessionOf, type SessionRow, type SessionStep } from './sessions.js';
 
 export interface AuthenticateClientRequest {
   transactionId: string;
@@ -21,7 +21,7 @@ export interface AuthenticateClientRequest {
 }
 
 
-type OrderRow = ProfileContext & Pick<ProfileTypeRow, 'service_provider_name' | 'profile_name' | 'profile_class'>;
+type OrderRow = ProfileContext & Pick<ProfileTypeRow, 'service_provider_name' | 'profile_name' | 'profile_class'> & { row_version: string };
 
 /** Verify the session exists, is live and may take this step (SESSION_STEPS), otherwise 8.10.1/3.9. */
 export function checkSessionState(session: SessionRow | undefined, step: SessionStep, tid: string): SessionRow {
@@ -47,23 +47,23 @@ export function checkServerChallenge(signed: EuiccSigned1, session: SessionRow):
 }
 
 /**
- * The one read of authenticateClient: the session (locked) and the order it asks for (locked): by
- * MatchingID, or with none the oldest Released order for the eUICC's EID (the default SM-DP+ case),
- * with the profile type's metadata, the listeners' columns and whether fault injections are pending.
+ * The one read of authenticateClient: the session and the order it asks for: by MatchingID, or with
+ * none the oldest Released order for the eUICC's EID (the default SM-DP+ case), with the profile
+ * type's metadata, the listeners' columns, the profile's row version and whether fault injections
+ * are pending. No lock: the write is guarded (applyChange).
  */
-async function readSessionAndOrder(q: Queryable, tidHex: string, matchingId: string | undefined, eid: string | undefined) {
-  const rows = await q.query<Record<string, unknown>>(
+async function readSessionAndOrder(db: Database, tidHex: string, matchingId: string | undefined, eid: string | undefined) {
+  const rows = await db.query<Record<string, unknown>>(
     `SELECT ${SESSION_SELECT}, o.*, ${FAULTS_PENDING}
        FROM rsp_sessions s
        LEFT JOIN LATERAL (
-         SELECT p.*, t.service_provider_name, t.profile_name, t.profile_class${profileColumns()}
+         SELECT p.*, ${ROW_VERSION}, t.service_provider_name, t.profile_name, t.profile_class${profileColumns()}
            FROM profiles p JOIN profile_types t ON t.name = p.profile_type
           WHERE ${matchingId ? 'p.matching_id = $2' : `p.eid = $2 AND p.state = 'Released'`}
-          ORDER BY p.updated_at LIMIT 1
-            FOR UPDATE OF p) o ON true
-      WHERE s.transaction_id = $1 AND s.expires_at > now()
-        FOR UPDATE OF s`,
+          ORDER BY p.updated_at LIMIT 1) o ON true
+      WHERE s.transaction_id = $1 AND s.expires_at > now()`,
     [tidHex, matchingId ? matchingId.toUpperCase() : eid ?? null],
+    KEY_LOOKUPS,
   );
   const row = rows[0];
   if (!row) return undefined;
@@ -122,8 +122,8 @@ export async function authenticateClient(deps: Es9Deps, req: AuthenticateClientR
   // The EID as the certificate states it, to find the order in the same read; verified below.
   const claimedEid = 'ok' in asr ? certificateEid(asr.ok.euiccCertificate) : undefined;
 
-  return deps.db.tx(async (q) => {
-    const read = await readSessionAndOrder(q, tid.hex, matchingId, claimedEid);
+  return optimistically(async () => {
+    const read = await readSessionAndOrder(deps.db, tid.hex, matchingId, claimedEid);
     const session = checkSessionState(read?.session, 'authenticateClient', tid.hex);
     checkFaultsHandled(deps, read!);
     if ('error' in asr) {
@@ -147,7 +147,7 @@ export async function authenticateClient(deps: Es9Deps, req: AuthenticateClientR
     const smdpSignature2 = tlv(0x5f37, signRaw(dp.pb.key, Buffer.concat([smdpSigned2, euiccSignature1Do])));
 
     // One statement: the order (eid, attempt count, history, operator callback) and the session.
-    await transition(q, order, {
+    await applyChange(deps.db, order, {
       action: 'authenticated',
       to: order.state,
       set: { eid: chain.eid, download_attempts: order.download_attempts + 1 },
@@ -155,9 +155,10 @@ export async function authenticateClient(deps: Es9Deps, req: AuthenticateClientR
       facts: { eid: chain.eid, transactionId: tid.hex },
     }, [{
       sql: `UPDATE rsp_sessions SET state = 'authenticated', eid = $2, iccid = $3, euicc_certificate = $4,
-              smdp_signature2 = $5, profile_metadata = $6, cc_required = $7 WHERE transaction_id = $1 AND state = 'initiated' RETURNING 1`,
+              smdp_signature2 = $5, profile_metadata = $6, cc_required = $7
+             WHERE transaction_id = $1 AND state = 'initiated' AND EXISTS (SELECT 1 FROM t) RETURNING 1`,
       params: [tid.hex, chain.eid, order.iccid, asr.ok.euiccCertificate, smdpSignature2, metadata, ccRequired],
-    }]);
+    }], sessionGuard(tid.hex, 'initiated'));
 
     return {
       transactionId: tid.hex,
@@ -166,5 +167,5 @@ export async function authenticateClient(deps: Es9Deps, req: AuthenticateClientR
       smdpSignature2: smdpSignature2.toString('base64'),
       smdpCertificate: dp.pb.cert.raw.toString('base64'),
     };
-  }, KEY_LOOKUPS);
+  });
 }

@@ -6,18 +6,18 @@ import { eckaWithFreshKey } from '../crypto/ecka.js';
 import { hashCc } from '../crypto/hashcc.js';
 import { deriveSessionKeys } from '../crypto/kdf.js';
 import { chunk, MAX_ENCRYPTED_PLAINTEXT, MAX_MAC_ONLY_PLAINTEXT, Scp03tWriter } from '../crypto/scp03t.js';
-import type { Queryable } from '../db/db.js';
+import type { Database } from '../db/db.js';
 import { check, FunctionFailed, SC } from '../errors.js';
 import type { ProfileRow } from '../orders/store.js';
-import { transition } from '../orders/state-machine.js';
+import { applyChange } from '../orders/state-machine.js';
 import { buildBoundProfilePackage, encodeInitialiseSecureChannel, smdpSignInput } from '../rsp/bpp.js';
 import { decodePrepareDownloadResponse, DOWNLOAD_ERROR, type EuiccSigned2 } from '../rsp/download.js';
 import { orderProfilePackage } from '../saip/template.js';
-import { KEY_LOOKUPS, type Es9Deps } from './context.js';
+import type { Es9Deps } from './context.js';
 import { checkSessionState, checkSignedTransactionId } from './authenticate-client.js';
 import { sessionEuiccCertificate } from './certificates.js';
 import { b64, codeName, decodeField, transactionIdOf } from './input.js';
-import { canSessionStep, lockSessionWithProfile, type SessionRead, type SessionRow } from './sessions.js';
+import { canSessionStep, optimistically, readSessionWithProfile, sessionGuard, type SessionRead, type SessionRow } from './sessions.js';
 import { checkFaultsHandled } from './faults.js';
 
 export interface GetBoundProfilePackageRequest {
@@ -94,13 +94,13 @@ function checkPrepareDownload(s: SessionRow, tid: { hex: string }, pdr: ReturnTy
  * twice). Another euiccOtpk would need a new binding: refused, 8.2/3.7. Nothing is re-recorded as
  * downloaded and no second point-3 callback goes out; the retry is logged as 'bpp-resent'.
  */
-async function resendBoundProfilePackage(q: Queryable, s: SessionRow, order: OrderRow | undefined, tid: { hex: string }, euiccSigned2: EuiccSigned2) {
+async function resendBoundProfilePackage(db: Database, s: SessionRow, order: OrderRow | undefined, tid: { hex: string }, euiccSigned2: EuiccSigned2) {
   const bpp = s.bound_profile_package;
   check(!!bpp && !!s.euicc_otpk && euiccSigned2.euiccOtpk.equals(s.euicc_otpk), SC.rebindingRefused,
     'a bound profile package was already delivered in this session for another euiccOtpk');
   check(order?.state === 'Downloaded' && order.eid === s.eid, SC.profileNotReleased, 'the order is no longer released');
   check(!order!.expires_at || order!.expires_at > new Date(), SC.orderExpired);
-  await transition(q, order!, { action: 'bppResent', to: 'Downloaded', detail: { transactionId: tid.hex, eid: s.eid }, facts: { eid: s.eid } });
+  await applyChange(db, order!, { action: 'bppResent', to: 'Downloaded', detail: { transactionId: tid.hex, eid: s.eid }, facts: { eid: s.eid } }, [], sessionGuard(tid.hex, 'bound'));
   return { response: { transactionId: tid.hex, boundProfilePackage: bpp!.toString('base64') } };
 }
 
@@ -109,10 +109,10 @@ export async function getBoundProfilePackage(deps: Es9Deps, req: GetBoundProfile
   const pdrBytes = b64(req.prepareDownloadResponse, 'prepareDownloadResponse');
   const pdr = decodeField('prepareDownloadResponse', () => decodePrepareDownloadResponse(pdrBytes));
 
-  const result = await deps.db.tx(async (q) => {
-    const read = await lockSessionWithProfile(q, tid.hex, { template: true, bpp: true });
+  const result = await optimistically(async () => {
+    const read = await readSessionWithProfile(deps.db, tid.hex, { template: true, bpp: true });
     if (read) checkFaultsHandled(deps, read);
-    if (read && canSessionStep(read.session, 'resendBoundProfilePackage')) return resendBoundProfilePackage(q, read.session, read.profile, tid, checkPrepareDownload(read.session, tid, pdr));
+    if (read && canSessionStep(read.session, 'resendBoundProfilePackage')) return resendBoundProfilePackage(deps.db, read.session, read.profile, tid, checkPrepareDownload(read.session, tid, pdr));
     const s = checkSessionState(read?.session, 'getBoundProfilePackage', tid.hex);
     const euiccSigned2 = checkPrepareDownload(s, tid, pdr);
 
@@ -123,13 +123,13 @@ export async function getBoundProfilePackage(deps: Es9Deps, req: GetBoundProfile
     const cc = checkConfirmationCode(order!, s, tid.bytes, euiccSigned2.hashCc);
     if (!cc.ok) {
       // The failed attempt is counted (and the order ended at the limit) even though the call fails.
-      await transition(q, order!, {
+      await applyChange(deps.db, order!, {
         action: cc.exhausted ? 'orderKilled' : 'confirmationCodeRefused',
         to: cc.exhausted ? 'Error' : order!.state,
         set: { cc_attempts: cc.attempts },
         detail: { transactionId: tid.hex, attempts: cc.attempts },
         facts: { eid: s.eid, message: cc.failure.message },
-      });
+      }, [], sessionGuard(tid.hex, 'authenticated'));
       return { failure: cc.failure };
     }
 
@@ -144,12 +144,13 @@ export async function getBoundProfilePackage(deps: Es9Deps, req: GetBoundProfile
       upp: orderProfilePackage({ iccid: order!.iccid, imsi: order!.imsi, ki: order!.ki, opc: order!.opc, scp03Keys: order!.scp03_keys }, order!.template ?? null),
     });
     // One statement: the order (state, history, operator callback) and the session's binding.
-    await transition(q, order!, { action: 'bppDownloaded', to: 'Downloaded', detail: { transactionId: tid.hex, eid: s.eid }, facts: { eid: s.eid } }, [{
-      sql: `UPDATE rsp_sessions SET state = 'bound', euicc_otpk = $2, bound_profile_package = $3 WHERE transaction_id = $1 AND state = 'authenticated' RETURNING 1`,
+    await applyChange(deps.db, order!, { action: 'bppDownloaded', to: 'Downloaded', detail: { transactionId: tid.hex, eid: s.eid }, facts: { eid: s.eid } }, [{
+      sql: `UPDATE rsp_sessions SET state = 'bound', euicc_otpk = $2, bound_profile_package = $3
+             WHERE transaction_id = $1 AND state = 'authenticated' AND EXISTS (SELECT 1 FROM t) RETURNING 1`,
       params: [tid.hex, euiccSigned2.euiccOtpk, bpp],
-    }]);
+    }], sessionGuard(tid.hex, 'authenticated'));
     return { response: { transactionId: tid.hex, boundProfilePackage: bpp.toString('base64') } };
-  }, KEY_LOOKUPS);
+  });
   if ('failure' in result) throw result.failure;
   return result.response;
 }

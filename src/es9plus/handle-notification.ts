@@ -9,14 +9,14 @@
 import { verifyRaw } from '../crypto/ecdsa.js';
 import type { Queryable } from '../db/db.js';
 import { FunctionFailed } from '../errors.js';
-import { profileColumns, transition, type ProfileContext, type SqlPart } from '../orders/state-machine.js';
+import { applyChange, profileColumns, transition, type ProfileContext, type SqlPart } from '../orders/state-machine.js';
 import type { ProfileRow } from '../orders/store.js';
 import { iccidFromEf } from '../rsp/identifiers.js';
 import { decodePendingNotification, type OtherSignedNotification, type ProfileInstallationResult } from '../rsp/notification.js';
 import { KEY_LOOKUPS, type Es9Deps } from './context.js';
 import { sessionEuiccCertificate, verifyEuiccChain } from './certificates.js';
 import { b64 } from './input.js';
-import { FAULTS_PENDING, canSessionStep, lockSessionWithProfile, tidHex, type SessionRow } from './sessions.js';
+import { FAULTS_PENDING, canSessionStep, optimistically, readSessionWithProfile, sessionGuard, tidHex, type SessionRow } from './sessions.js';
 import { checkFaultsHandled } from './faults.js';
 
 export interface HandleNotificationRequest {
@@ -40,10 +40,14 @@ interface Recorded {
 const RECORD_SQL = `INSERT INTO notifications (kind, verified, eid, iccid, transaction_id, seq_number, outcome, detail, raw)
      VALUES ($1::text, $2::boolean, $3::text, $4::text, $5::text, $6::integer, $7::text, $8::jsonb, $9::bytea) RETURNING 1`;
 
+/** The same row, written only with the change (`t`) of the statement it is a part of. */
+const RECORD_WITH_CHANGE_SQL = `INSERT INTO notifications (kind, verified, eid, iccid, transaction_id, seq_number, outcome, detail, raw)
+     SELECT $1::text, $2::boolean, $3::text, $4::text, $5::text, $6::integer, $7::text, $8::jsonb, $9::bytea FROM t RETURNING 1`;
+
 /** The notification's row, as a part of the statement that applies it (or on its own). */
-function recordPart(raw: Buffer, r: Recorded): SqlPart {
+function recordPart(raw: Buffer, r: Recorded, withChange = false): SqlPart {
   return {
-    sql: RECORD_SQL,
+    sql: withChange ? RECORD_WITH_CHANGE_SQL : RECORD_SQL,
     params: [r.kind, r.verified, r.eid ?? null, r.iccid ?? null, r.transactionId ?? null, r.seqNumber ?? null, r.outcome ?? null,
       r.detail ? JSON.stringify(r.detail) : null, raw],
   };
@@ -83,8 +87,9 @@ async function handleInstallResult(deps: Es9Deps, raw: Buffer, pir: ProfileInsta
   const meta = pir.data.notificationMetadata;
   // undefined: the PIR names no ICCID; null: it names one that is not a valid EF.ICCID.
   const named = meta.iccid ? safe(() => iccidFromEf(meta.iccid!)) : undefined;
-  await deps.db.tx(async (q) => {
-    const read = await lockSessionWithProfile(q, tid);
+  const q = deps.db;
+  await optimistically(async () => {
+    const read = await readSessionWithProfile(deps.db, tid);
     if (read) checkFaultsHandled(deps, read);
     const session = read?.session;
     const base = { kind: 'install', transactionId: tid, seqNumber: meta.seqNumber, iccid: named ?? null };
@@ -110,14 +115,14 @@ async function handleInstallResult(deps: Es9Deps, raw: Buffer, pir: ProfileInsta
     }
     // One statement: the profile (state, history, operator callback), the notification, the end of the session.
     const facts = { eid: session.eid, transactionId: tid, notification: raw };
-    await transition(q, profile!, success
+    await applyChange(deps.db, profile!, success
       ? { action: 'installed', to: 'Installed', set: { device_state: 'Disabled' }, detail: { transactionId: tid, eid: session.eid, ...detail }, facts }
       : { action: 'installFailed', to: 'Error', set: { device_state: null }, detail: { transactionId: tid, eid: session.eid, ...detail },
           facts: { ...facts, message: `bppCommandId ${fr.error.bppCommandId} errorReason ${fr.error.errorReason}` } }, [
-      recordPart(raw, { ...base, verified: true, eid: session.eid, iccid: session.iccid, outcome: success ? 'success' : 'error', detail }),
-      { sql: 'DELETE FROM rsp_sessions WHERE transaction_id = $1 RETURNING 1', params: [tid] },
-    ]);
-  }, KEY_LOOKUPS);
+      recordPart(raw, { ...base, verified: true, eid: session.eid, iccid: session.iccid, outcome: success ? 'success' : 'error', detail }, true),
+      { sql: 'DELETE FROM rsp_sessions WHERE transaction_id = $1 AND EXISTS (SELECT 1 FROM t) RETURNING 1', params: [tid] },
+    ], sessionGuard(tid, 'bound'));
+  });
 }
 
 /**

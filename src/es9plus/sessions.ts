@@ -1,6 +1,6 @@
 /** RSP sessions (one per transactionId) in the database, so any server process can continue one. */
-import type { Queryable } from '../db/db.js';
-import { profileColumns, type ProfileContext } from '../orders/state-machine.js';
+import type { Database, Queryable } from '../db/db.js';
+import { ChangedMeanwhile, profileColumns, ROW_VERSION, type ProfileContext, type SqlPart } from '../orders/state-machine.js';
 import type { ProfileTypeRow } from '../orders/store.js';
 
 export type SessionState = 'initiated' | 'authenticated' | 'bound';
@@ -47,14 +47,15 @@ export function canSessionStep(session: Pick<SessionRow, 'state'>, step: Session
 }
 
 export async function insertSession(
-  q: Queryable,
+  db: Database,
   s: Pick<SessionRow, 'transaction_id' | 'ci_ski' | 'server_address' | 'euicc_challenge' | 'server_challenge'>,
   ttlSeconds: number,
 ): Promise<void> {
-  await q.query(
+  await db.query(
     `INSERT INTO rsp_sessions (transaction_id, state, ci_ski, server_address, euicc_challenge, server_challenge, expires_at)
      VALUES ($1, 'initiated', $2, $3, $4, $5, now() + make_interval(secs => $6::integer))`,
     [s.transaction_id, s.ci_ski, s.server_address, s.euicc_challenge, s.server_challenge, ttlSeconds],
+    { keyLookups: true },
   );
 }
 
@@ -87,30 +88,65 @@ export const FAULTS_PENDING = 'EXISTS (SELECT 1 FROM fault_injections WHERE rema
 
 export interface SessionRead {
   session: SessionRow;
-  /** The session's profile (locked), with the listeners' columns and, when asked for, its type's template. */
-  profile?: ProfileContext & Partial<Pick<ProfileTypeRow, 'template'>>;
+  /** The session's profile, with the listeners' columns and, when asked for, its type's template. */
+  profile?: ProfileContext & Partial<Pick<ProfileTypeRow, 'template'>> & { row_version: string };
   faults_pending: unknown;
 }
 
-/**
- * The first read of getBoundProfilePackage, handleNotification (install results) and cancelSession:
- * the live session (locked) joined with its profile (locked), the listeners' columns of the state
- * machine and whether fault injections are pending; one statement.
- */
-export async function lockSessionWithProfile(q: Queryable, tid: string, opts: { template?: boolean; bpp?: boolean } = {}): Promise<SessionRead | undefined> {
-  const rows = await q.query<Record<string, unknown>>(
-    `SELECT ${SESSION_SELECT}${opts.bpp ? ', s.bound_profile_package AS s_bound_profile_package' : ''}, o.*, ${FAULTS_PENDING}
+function sessionWithProfileSql(opts: { template?: boolean; bpp?: boolean; lock?: boolean }): string {
+  return `SELECT ${SESSION_SELECT}${opts.bpp ? ', s.bound_profile_package AS s_bound_profile_package' : ''}, o.*, ${FAULTS_PENDING}
        FROM rsp_sessions s
        LEFT JOIN LATERAL (
-         SELECT p.*${opts.template ? ', t.template' : ''}${profileColumns()}
+         SELECT p.*, ${ROW_VERSION}${opts.template ? ', t.template' : ''}${profileColumns()}
            FROM profiles p${opts.template ? ' JOIN profile_types t ON t.name = p.profile_type' : ''}
-          WHERE p.iccid = s.iccid
-            FOR UPDATE OF p) o ON true
-      WHERE s.transaction_id = $1 AND s.expires_at > now()
-        FOR UPDATE OF s`,
-    [tid],
-  );
+          WHERE p.iccid = s.iccid${opts.lock ? '\n            FOR UPDATE OF p' : ''}) o ON true
+      WHERE s.transaction_id = $1 AND s.expires_at > now()${opts.lock ? '\n        FOR UPDATE OF s' : ''}`;
+}
+
+function sessionRead(rows: Record<string, unknown>[]): SessionRead | undefined {
   const row = rows[0];
   if (!row) return undefined;
   return { session: sessionOf(row), profile: row.iccid ? (row as unknown as SessionRead['profile']) : undefined, faults_pending: row.faults_pending };
+}
+
+/**
+ * The first read of getBoundProfilePackage and handleNotification (install results): the live
+ * session joined with its profile, the listeners' columns of the state machine, the profile's row
+ * version and whether fault injections are pending; one statement, no lock and no transaction. What
+ * the function then writes is guarded by `sessionGuard` and the row version (applyChange in
+ * src/orders/state-machine.ts).
+ */
+export async function readSessionWithProfile(db: Database, tid: string, opts: { template?: boolean; bpp?: boolean } = {}): Promise<SessionRead | undefined> {
+  return sessionRead(await db.query<Record<string, unknown>>(sessionWithProfileSql(opts), [tid], { keyLookups: true }));
+}
+
+/** The same read with the session and its profile locked for the rest of the caller's transaction (cancelSession). */
+export async function lockSessionWithProfile(q: Queryable, tid: string, opts: { template?: boolean; bpp?: boolean } = {}): Promise<SessionRead | undefined> {
+  return sessionRead(await q.query<Record<string, unknown>>(sessionWithProfileSql({ ...opts, lock: true }), [tid]));
+}
+
+/**
+ * The guard of a write after an unlocked read (applyChange): the session is still live and in the
+ * state that was read, and stays locked until the write is done.
+ */
+export function sessionGuard(tid: string, state: SessionState): SqlPart {
+  return {
+    sql: 'SELECT 1 FROM rsp_sessions WHERE transaction_id = $1 AND state = $2::text AND expires_at > now() FOR UPDATE',
+    params: [tid, state],
+  };
+}
+
+/**
+ * Runs an ES9+ function whose write is guarded (applyChange) and reruns it, read and all, when its
+ * rows changed between its read and its write (a concurrent retry of the same call): the rerun
+ * sees the other call's result and answers accordingly. A few tries; the last one's error stands.
+ */
+export async function optimistically<T>(fn: () => Promise<T>, tries = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof ChangedMeanwhile) || i >= tries) throw err;
+    }
+  }
 }

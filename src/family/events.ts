@@ -148,6 +148,7 @@ function familyTypeOf(c: ProfileChange): 'downloaded' | 'installed' | 'enabled' 
  */
 onProfileChange({
   columns: ['EXISTS (SELECT 1 FROM family_line_profiles f WHERE f.iccid = p.iccid) AS family_bound'],
+  wantsAfter: (c) => familyTypeOf(c) !== undefined && c.row.family_bound !== false,
   async after(q, c) {
     const type = familyTypeOf(c);
     if (type && c.row.family_bound !== false) await familyProfileEvent(q, c.iccid, type);

@@ -3,7 +3,8 @@
  * Every change the server makes to a profile's state, and every protocol step that is recorded
  * against a profile without changing its state (authenticated, confirmation code refused, BPP
  * re-sent, enabled/disabled), is an action of TRANSITIONS and goes through `transition()`, inside
- * the caller's transaction, on a row the caller locked.
+ * the caller's transaction, on a row the caller locked, or through `applyChange()`, one guarded
+ * statement on a row read without a lock (the ES9+ download functions; docs/state-machine.md).
  *
  *   Available  -downloadOrder(no EID)-> Allocated | -downloadOrder(EID)-> Linked
  *   Available  -released (admin order)-> Released
@@ -30,7 +31,7 @@
  * lock (so it learns, in the same round trip, whether it has anything to do) and SQL parts to the
  * one statement that writes the change.
  */
-import type { Queryable } from '../db/db.js';
+import type { Database, Queryable } from '../db/db.js';
 import { FunctionFailed, SC } from '../errors.js';
 import type { ProfileRow, ProfileState } from './store.js';
 
@@ -153,6 +154,12 @@ export interface ProfileListener {
   parts?(c: ProfileChange): SqlPart[];
   /** Work that needs its own statements, after the change is written (keep it for rare cases). */
   after?(q: Queryable, c: ProfileChange): Promise<void>;
+  /**
+   * Whether `after` has anything to do for this change (read from the row's listener columns);
+   * without it, a listener with `after` is assumed to. A change none of whose listeners has after
+   * work is written by `applyChange` as one statement with no transaction around it.
+   */
+  wantsAfter?(c: ProfileChange): boolean;
 }
 
 const listeners: ProfileListener[] = [];
@@ -191,15 +198,23 @@ function shift(sql: string, offset: number): string {
  * data-modifying CTEs that PostgreSQL runs to completion whether or not the final SELECT reads
  * them; the statement answers the updated row, or nothing when the row was no longer in `from`.
  */
-function changeStatement(c: ProfileChange, extra: SqlPart[] = []): SqlPart {
+function changeStatement(c: ProfileChange, extra: SqlPart[] = [], guard?: SqlPart): SqlPart {
   checkTransition(c.action, c.from, c.to);
   const cols = Object.entries(c.set ?? {}).filter(([k, v]) => SETTABLE.has(k) && v !== undefined);
   const params: unknown[] = [c.iccid, c.from, c.to, ...cols.map(([, v]) => v)];
   const sets = cols.map(([k], i) => `${k} = $${i + 4}`);
+  const ctes: string[] = [];
+  let guarded = '';
+  if (guard) {
+    // The guard comes first and locks what it reads: the change is written only if it finds its row.
+    ctes.push(`g AS (${shift(guard.sql, params.length)})`);
+    params.push(...guard.params);
+    guarded = ' AND EXISTS (SELECT 1 FROM g)';
+  }
   // A step recorded in place that sets nothing leaves the row as it is (only its history grows).
-  const ctes = [cols.length || !IN_PLACE.has(c.action)
-    ? `t AS (UPDATE profiles SET state = $3, ${[...sets, 'updated_at = now()'].join(', ')} WHERE iccid = $1 AND state = $2 RETURNING *)`
-    : `t AS (SELECT * FROM profiles WHERE iccid = $1 AND state = $2 AND state = $3)`];
+  ctes.push(cols.length || !IN_PLACE.has(c.action)
+    ? `t AS (UPDATE profiles SET state = $3, ${[...sets, 'updated_at = now()'].join(', ')} WHERE iccid = $1 AND state = $2${guarded} RETURNING *)`
+    : `t AS (SELECT * FROM profiles WHERE iccid = $1 AND state = $2 AND state = $3${guarded})`);
   const parts = [...listeners.flatMap((l) => l.parts?.(c) ?? []), ...extra];
   parts.forEach((p, i) => {
     ctes.push(`w${i} AS (${shift(p.sql, params.length)})`);
@@ -222,6 +237,53 @@ export async function transition(q: Queryable, p: ProfileRow | ProfileContext, r
   const st = changeStatement(change, extra);
   const rows = await q.query<LockedProfile>(st.sql, st.params);
   if (!rows[0]) throw new FunctionFailed(SC.invalidTransition, `profile ${p.iccid} is no longer ${p.state}`);
-  for (const l of listeners) if (l.after) await l.after(q, change);
+  for (const l of afterWork(change)) await l.after!(q, change);
+  return rows[0];
+}
+
+/** The listeners with after work for this change. */
+function afterWork(c: ProfileChange): ProfileListener[] {
+  return listeners.filter((l) => l.after && (l.wantsAfter?.(c) ?? true));
+}
+
+/** A guarded change found its rows changed since they were read (`applyChange`): read again and retry. */
+export class ChangedMeanwhile extends Error {
+  override name = 'ChangedMeanwhile';
+}
+
+/**
+ * The row version of a profile read without a lock, for `applyChange`'s guard: PostgreSQL's xmin,
+ * the transaction that wrote the row version, which every write of the row changes.
+ */
+export const ROW_VERSION = 'p.xmin::text AS row_version';
+
+/**
+ * Applies a change to a profile read WITHOUT a lock (`p` carries the listener columns and its
+ * `row_version`), as ONE statement on its own, no transaction around it (docs/state-machine.md,
+ * "Optimistic writes"). `guard` is a SELECT … FOR UPDATE that returns a row only while everything
+ * the caller read still holds (e.g. its RSP session in the state it read); the profile's own
+ * version is added to it. Every other part of the statement depends on the guard, so the change is
+ * written whole or not at all; when the guard finds nothing, `ChangedMeanwhile` is thrown and the
+ * caller reads again. `extra` parts must read `t` (`… FROM t`, `… AND EXISTS (SELECT 1 FROM t)`).
+ * When a listener has after work for this change, the statement and that work run in a transaction.
+ */
+export async function applyChange(
+  db: Database, p: ProfileContext & { row_version: string }, r: TransitionRequest, extra: SqlPart[], guard: SqlPart,
+): Promise<LockedProfile> {
+  const change: ProfileChange = { ...r, iccid: p.iccid, from: p.state, row: p };
+  const g = shift(guard.sql, 2);
+  const st = changeStatement(change, extra, {
+    sql: `SELECT 1 FROM profiles gp, (${g}) gx WHERE gp.iccid = $1 AND gp.xmin = $2::text::xid FOR UPDATE OF gp`,
+    params: [p.iccid, p.row_version, ...guard.params],
+  });
+  const after = afterWork(change);
+  const rows = after.length
+    ? await db.tx(async (q) => {
+        const written = await q.query<LockedProfile>(st.sql, st.params);
+        if (written[0]) for (const l of after) await l.after!(q, change);
+        return written;
+      }, { keyLookups: true })
+    : await db.query<LockedProfile>(st.sql, st.params, { keyLookups: true });
+  if (!rows[0]) throw new ChangedMeanwhile(`profile ${p.iccid} changed since it was read`);
   return rows[0];
 }
