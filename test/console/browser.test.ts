@@ -60,6 +60,21 @@ if (process.env.MOCK_SMDP_SKIP_BROWSER === '1') {
     return jsQR(new Uint8ClampedArray(img.data.buffer, img.data.byteOffset, img.data.byteLength), img.width, img.height)?.data;
   };
 
+  /** The text of the order detail's QR image, once loaded (the detail may be re-rendered meanwhile: tried again). */
+  const qrInPage = async (page: Page) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await page.waitForFunction(() => {
+          const img = document.querySelector<HTMLImageElement>('#order-qr');
+          return !!img && img.complete && img.naturalWidth > 0;
+        });
+        return decodeQr(await page.locator('#order-qr').screenshot({ timeout: 5000 }));
+      } catch (err) {
+        if (attempt >= 5) throw err;
+      }
+    }
+  };
+
   const stateOf = (page: Page, iccid: string) => page.locator(`#orders-table tr[data-iccid="${iccid}"] td.state`).innerText();
 
   t.test('an order created in the page, its QR, a download, Installed without a reload', async (t) => {
@@ -79,11 +94,7 @@ if (process.env.MOCK_SMDP_SKIP_BROWSER === '1') {
     const iccid = row!.iccid;
 
     // The QR image loads and decodes to exactly the activation code.
-    await page.waitForFunction(() => {
-      const img = document.querySelector<HTMLImageElement>('#order-qr');
-      return !!img && img.complete && img.naturalWidth > 0;
-    });
-    t.equal(decodeQr(await page.locator('#order-qr').screenshot()), ac, 'the QR in the page is the activation code');
+    t.equal(await qrInPage(page), ac, 'the QR in the page is the activation code');
     t.equal((await stateOf(page, iccid)).trim(), 'Released');
 
     // A device downloads it; the page learns of it through the live feed.

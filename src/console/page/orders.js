@@ -170,12 +170,23 @@ async function openOrder(iccid) {
     timeline(profile, callbacks.callbacks, mine),
     faultSection(o, mine),
   );
-  if (o.matchingId) {
-    blobUrl(`/admin/activation-codes/${o.matchingId}.png?scale=6`).then((url) => {
-      qr.src = url;
-      qr.addEventListener('load', () => URL.revokeObjectURL(url), { once: true });
-    }).catch(() => { qr.alt = 'QR not available'; });
+  if (o.matchingId) qrUrl(o.matchingId).then((url) => { qr.src = url; }).catch(() => { qr.alt = 'QR not available'; });
+}
+
+/** The QR image of a MatchingID as an object URL, kept for the orders opened lately (re-rendering does not fetch it again). */
+const qrCache = new Map();
+function qrUrl(matchingId) {
+  if (!qrCache.has(matchingId)) {
+    const p = blobUrl(`/admin/activation-codes/${matchingId}.png?scale=6`);
+    p.catch(() => qrCache.delete(matchingId));
+    qrCache.set(matchingId, p);
+    if (qrCache.size > 50) {
+      const [oldest, url] = qrCache.entries().next().value;
+      qrCache.delete(oldest);
+      url.then((u) => URL.revokeObjectURL(u)).catch(() => {});
+    }
   }
+  return qrCache.get(matchingId);
 }
 
 const fact = (k, v) => [h('dt', {}, k), h('dd', { class: 'mono' }, v)];
@@ -268,5 +279,6 @@ export function onLive(event, data) {
   else orders.delete(o.iccid);
   if ($('#tab-orders').hidden) return;
   render(new Set([o.iccid]));
+  // The detail again (its QR image comes from the cache, so it does not flicker).
   if (open === o.iccid) openOrder(o.iccid);
 }
