@@ -1,0 +1,136 @@
+/**
+ * Never a 500 on input: every admin and family route (as the OpenAPI document lists them, so new
+ * routes are covered too) gets bad path parameters, bad query values and bodies with each field
+ * replaced by NUL, a lone surrogate, huge and negative numbers, wrong types and references to
+ * things that do not exist — on top of a world where the good references do exist. Each answer is
+ * below 500, and a 4xx is the ApiError JSON body.
+ */
+import { randomUUID } from 'node:crypto';
+import t from 'tap';
+import type { InjectOptions } from 'fastify';
+import { withLuhn } from '../../src/rsp/identifiers.js';
+import { familyOperator, PROFILE_TYPE } from '../helpers/family.js';
+import { startWorld } from '../helpers/world.js';
+
+type Schema = { type?: string | string[]; properties?: Record<string, Schema>; required?: string[]; enum?: unknown[]; minimum?: number; items?: Schema; nullable?: boolean };
+type Op = { responses?: Record<string, { content?: Record<string, unknown> }>; parameters?: Array<{ in: string; name: string; schema?: Schema }>; requestBody?: { content?: Record<string, { schema?: Schema }> } };
+
+const BAD_VALUES: unknown[] = ['a\u0000b', 'a\uDC00b', '\uD83D', 1e308, -1, 2 ** 53, 1.5, '', 'x'.repeat(5000), [], {}, null, true, [1, 'a\u0000']];
+const BAD_PATH = ['%00', 'a%00b', 'x'.repeat(300), '99999999999999999999999999', '%F0%9F%93%B6', 'ghost', '-1', '%25'];
+const BAD_QUERY = ['%00', '1e308', '-1', 'abc', '99999999999999999999', '', '%FF'];
+
+let seq = 0;
+/** A plausible value for a field, by its name and schema (good enough to get past the first checks). */
+function sample(name: string, s: Schema, ctx: { matchingId: string }): unknown {
+  if (s.enum?.length) return s.enum[0];
+  const byName: Record<string, () => unknown> = {
+    iccid: () => withLuhn(`8944${String(Date.now()).slice(-10)}${String(seq++ % 100).padStart(2, '0')}0`.slice(0, 19)),
+    eid: () => '89049032123451234512345678901235',
+    matchingId: () => ctx.matchingId,
+    confirmationCode: () => '1234',
+    profileType: () => PROFILE_TYPE,
+    type: () => 'default',
+    id: () => `op-fz-${seq++}`,
+    name: () => `fuzz ${seq++}`,
+    msisdn: () => '447700900001',
+    msisdns: () => ['447700900001'],
+    callbackUrl: () => 'http://127.0.0.1:9/cb',
+    imsi: () => `00101${String(seq++).padStart(10, '0')}`,
+    ki: () => '00112233445566778899aabbccddeeff',
+    opc: () => '00112233445566778899aabbccddeeff',
+    data: () => [],
+  };
+  if (byName[name]) return byName[name]!();
+  const type = Array.isArray(s.type) ? s.type[0] : s.type;
+  if (type === 'string') return 'x';
+  if (type === 'integer' || type === 'number') return s.minimum !== undefined && s.minimum > 0 ? s.minimum : 1;
+  if (type === 'boolean') return true;
+  if (type === 'array') return [];
+  if (type === 'object') return body(s, ctx);
+  return 'x';
+}
+
+function body(s: Schema, ctx: { matchingId: string }): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, p] of Object.entries(s.properties ?? {})) out[k] = sample(k, p, ctx);
+  return out;
+}
+
+t.test('never a 500 on input: every admin and family route', async (t) => {
+  const w = await startWorld(t);
+  const op = await familyOperator(w, 8);
+  const key = { 'x-api-key': op.apiKey };
+  const order = (await w.app.inject({ method: 'POST', url: '/admin/orders', payload: {} })).json();
+  const fault = (await w.app.inject({ method: 'POST', url: '/admin/faults', payload: { matchingId: order.matchingId, mode: 'drop' } })).json();
+  const fam = async (method: string, url: string, payload?: object) => (await w.app.inject({ method: method as 'POST', url: `/family${url}`, headers: key, ...(payload ? { payload } : {}) })).json();
+  const group = await fam('POST', '/groups', { name: 'Fuzz family' });
+  await fam('PUT', `/groups/${group.id}/plan`, { profileType: PROFILE_TYPE, dataMb: 1000, msisdns: ['447700900001', '447700900002'] });
+  const owner = await fam('POST', `/groups/${group.id}/members`, { name: 'Owner', role: 'owner' });
+  const member = await fam('POST', `/groups/${group.id}/members`, { name: 'Kid', role: 'child' });
+  const line = await fam('POST', `/groups/${group.id}/members/${member.id}/lines`, { device: 'phone', numberMode: 'shared' });
+  const good: Record<string, string> = {
+    gid: group.id, mid: member.id, lid: line.id, iccid: order.iccid, matchingId: order.matchingId, name: 'default', id: fault.id,
+  };
+  const ctx = { matchingId: order.matchingId as string };
+  const creds = [key, { authorization: `Bearer ${owner.token}` }, { authorization: `Bearer ${member.token}` }];
+
+  const doc = w.app.swagger() as unknown as { paths: Record<string, Record<string, Op>> };
+  const ops = Object.entries(doc.paths)
+    .filter(([p]) => p.startsWith('/admin') || p.startsWith('/family'))
+    .flatMap(([p, o]) => Object.entries(o).map(([m, op]) => ({ method: m.toUpperCase(), path: p, op })))
+    // A stream (the console's Server-Sent Events) answers for as long as it is read: not a request/answer route.
+    .filter(({ op }) => !Object.values(op.responses ?? {}).some((r) => r.content?.['text/event-stream']))
+    // Deletions (and the reset) last, so the other routes meet the references alive.
+    .sort((a, b) => Number(a.method === 'DELETE' || a.path === '/admin/reset') - Number(b.method === 'DELETE' || b.path === '/admin/reset'));
+  t.ok(ops.length > 40, `${ops.length} admin and family routes`);
+
+  let sent = 0;
+  const worst: string[] = [];
+  const byStatus: Record<number, number> = {};
+  async function send(name: string, o: InjectOptions) {
+    sent++;
+    const r = await w.app.inject(o);
+    byStatus[r.statusCode] = (byStatus[r.statusCode] ?? 0) + 1;
+    if (r.statusCode >= 500) worst.push(`${name}: ${r.statusCode} ${r.body.slice(0, 200)}`);
+    else if (r.statusCode >= 400 && String(r.headers['content-type']).startsWith('application/json')) {
+      const b = r.json();
+      if (typeof b.error !== 'string' || typeof b.message !== 'string') worst.push(`${name}: ${r.statusCode} not an ApiError body: ${r.body.slice(0, 200)}`);
+    }
+  }
+
+  for (const { method, path, op } of ops) {
+    const params = [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
+    const url = (over: Record<string, string> = {}) => path.replace(/\{(\w+)\}/g, (_m, n: string) => over[n] ?? good[n] ?? 'x');
+    const schema = op.requestBody?.content?.['application/json']?.schema;
+    const hasBody = method !== 'GET' && method !== 'DELETE';
+    const base = schema ? body(schema, ctx) : {};
+    const headers = path.startsWith('/family') ? key : {};
+    const req = (u: string, payload?: unknown, h: Record<string, string> = headers): InjectOptions => ({
+      method: method as 'POST', url: u, headers: h, ...(hasBody ? { payload: payload === undefined ? base : (payload as object) } : {}),
+    });
+
+    // Path parameters: each one bad in turn.
+    for (const p of params) for (const v of BAD_PATH) await send(`${method} ${path} ${p}=${v}`, req(url({ [p]: v })));
+    // Query parameters: each one bad in turn.
+    for (const q of (op.parameters ?? []).filter((x) => x.in === 'query')) {
+      for (const v of BAD_QUERY) await send(`${method} ${path}?${q.name}=${v}`, req(`${url()}?${q.name}=${v}`));
+    }
+    if (hasBody) {
+      // Whole bodies of the wrong kind, and each field replaced by each bad value.
+      for (const b of [[], 'text', 42, null, { [randomUUID()]: 'x' }]) await send(`${method} ${path} body ${JSON.stringify(b)}`, { ...req(url(), b), headers: { ...headers, 'content-type': 'application/json' }, payload: JSON.stringify(b) });
+      for (const field of Object.keys(schema?.properties ?? {})) {
+        for (const v of BAD_VALUES) await send(`${method} ${path} ${field}=${JSON.stringify(v)}`, req(url(), { ...base, [field]: v }));
+        // A reference that does not exist.
+        if (typeof base[field] === 'string') await send(`${method} ${path} ${field}=unknown`, req(url(), { ...base, [field]: `ghost-${field}` }));
+      }
+      await send(`${method} ${path} sample body`, req(url(), base));
+    }
+    // Each credential on the good path (the family routes answer 401/403/404 by who calls).
+    if (path.startsWith('/family')) for (const c of creds) await send(`${method} ${path} as ${Object.keys(c)[0]}`, req(url(), undefined, c));
+    else await send(`${method} ${path}`, req(url()));
+  }
+  t.ok(sent > 1000, `${sent} requests sent`);
+  t.comment(`answers by status: ${JSON.stringify(byStatus)}`);
+  t.ok(Object.keys(byStatus).some((s) => /^2/.test(s)), 'some calls get through to the handlers');
+  t.same(worst, [], 'no answer of 500 or more, every 4xx an ApiError body');
+});
