@@ -114,3 +114,60 @@ t.test('.dockerignore keeps the checkout\'s state out of the build context', asy
     for (const src of l.split(/\s+/).slice(1, -1)) t.notOk(ignored.includes(src.replace(/\/$/, '')), `${src} is not ignored`);
   }
 });
+
+/** Does `version` (x.y.z) satisfy an npm engines range? Enough of semver for package-lock's ranges. */
+function satisfies(version: string, range: string): boolean {
+  const v = version.split('.').map(Number);
+  const cmp = (a: number[], b: number[]) => {
+    for (let i = 0; i < 3; i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) - (b[i] ?? 0);
+    return 0;
+  };
+  const comparator = (c: string): boolean => {
+    const m = /^(>=|<=|>|<|\^|~|=)?v?(\d+|\*|x)(?:\.(\d+|\*|x))?(?:\.(\d+|\*|x))?$/.exec(c);
+    if (!m) throw new Error(`range not understood: ${c}`);
+    const [, op = '', ...parts] = m;
+    const nums = parts.filter((p) => p !== undefined && p !== '*' && p !== 'x').map(Number);
+    const want = [nums[0] ?? 0, nums[1] ?? 0, nums[2] ?? 0];
+    if (op === '' || op === '=') return nums.every((n, i) => v[i] === n);
+    if (op === '>=') return cmp(v, want) >= 0;
+    if (op === '>') return cmp(v, want) > 0;
+    if (op === '<=') return cmp(v, want) <= 0;
+    if (op === '<') return cmp(v, want) < 0;
+    if (op === '^') return cmp(v, want) >= 0 && v[0] === want[0];
+    return cmp(v, want) >= 0 && v[0] === want[0] && v[1] === want[1];
+  };
+  return range.split('||').some((alt) => alt.trim().replace(/([<>=^~]+)\s+/g, '$1').split(/\s+/).every(comparator));
+}
+
+t.test('packaging: no dependency wants another Node than this one (no EBADENGINE); src/ imports only declared dependencies, and uses each', async (t) => {
+  t.ok(satisfies('20.20.2', '^20.17.0 || >=22.9.0') && !satisfies('20.20.2', '>=22') && satisfies('20.1.0', '20 || >=22') && !satisfies('18.0.0', '>= 18.17'), 'the range check itself');
+  const lock = JSON.parse(read('package-lock.json')) as { packages: Record<string, { engines?: { node?: string } | string[]; dev?: boolean }> };
+  const node = process.versions.node;
+  const unhappy = Object.entries(lock.packages)
+    .filter(([, p]) => p.engines && !Array.isArray(p.engines) && p.engines.node && !satisfies(node, p.engines.node))
+    .map(([name, p]) => `${name} wants node ${(p.engines as { node: string }).node}`);
+  t.same(unhappy, [], `every locked package accepts Node ${node}`);
+
+  const full = JSON.parse(read('package.json')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+  const { readdirSync, statSync } = await import('node:fs');
+  const sources: string[] = [];
+  const walk = (d: string) => {
+    for (const f of readdirSync(resolve(root, d))) {
+      const p = `${d}/${f}`;
+      if (statSync(resolve(root, p)).isDirectory()) walk(p);
+      else if (p.endsWith('.ts')) sources.push(read(p));
+    }
+  };
+  walk('src');
+  const imported = new Set<string>();
+  for (const text of sources) {
+    for (const m of text.matchAll(/(?:from\s+|import\()\s*'([^.'][^']*)'/g)) {
+      const spec = m[1]!;
+      if (spec.startsWith('node:')) continue;
+      imported.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!);
+    }
+  }
+  for (const p of imported) t.ok(p in full.dependencies, `${p} (imported by src/) is a dependency`);
+  for (const p of Object.keys(full.dependencies)) t.ok(imported.has(p), `${p} is used by src/`);
+  for (const p of Object.keys(full.devDependencies)) t.notOk(p in full.dependencies, `${p} is listed once`);
+});
