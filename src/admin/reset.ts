@@ -75,7 +75,7 @@ const summaryExample: ResetSummary = {
 };
 
 export async function resetRoutes(app: FastifyInstance, deps: AdminDeps) {
-  app.post<{ Querystring: { all?: boolean } }>('/admin/reset', {
+  app.post<{ Querystring: { all?: string } }>('/admin/reset', {
     schema: {
       tags: ['admin'],
       summary: 'Empty orders and sessions between CI test cases (RESET_ENABLED=1 only)',
@@ -83,7 +83,7 @@ export async function resetRoutes(app: FastifyInstance, deps: AdminDeps) {
         'profiles an admin order created are deleted, inventory profiles that left the pool go back to Available (family lines bound to them are unbound). ' +
         'Profile types, inventory, operators and family groups stay. `?all=1`: everything except the built-in `default` profile type. ' +
         'Without RESET_ENABLED=1 the route answers 404.',
-      querystring: { type: 'object', additionalProperties: false, properties: { all: { type: 'boolean', default: false, description: 'also delete profiles, operators, profile types and family groups' } } },
+      querystring: { type: 'object', additionalProperties: false, properties: { all: { type: 'string', enum: ['1', '0', 'true', 'false'], description: '1 (or true): also delete profiles, operators, profile types and family groups' } } },
       response: {
         200: jsonReply('What was emptied (row counts)', {
           type: 'object',
@@ -100,7 +100,7 @@ export async function resetRoutes(app: FastifyInstance, deps: AdminDeps) {
     },
   }, async (req) => {
     if (!deps.config.resetEnabled) throw new ApiError(404, 'notFound', 'POST /admin/reset is off: start the server with RESET_ENABLED=1', { setting: 'RESET_ENABLED' });
-    const summary = await deps.db.tx((q) => resetState(q, { all: req.query.all }));
+    const summary = await deps.db.tx((q) => resetState(q, { all: req.query.all === '1' || req.query.all === 'true' }));
     req.log.info({ summary }, 'state reset');
     return summary;
   });
