@@ -199,6 +199,8 @@ program
     // Ctrl-C or SIGTERM while starting (PKI generation, a database that is slow to answer) ends the
     // process at once; the data-folder lock is released by its exit hook (src/db/db.ts).
     const duringStart = (signal: NodeJS.Signals) => {
+      // A cluster worker is stopped by its primary (which reports for the cluster): a clean exit.
+      if (cluster.isWorker) process.exit(0);
       process.stderr.write(`${signal} while starting: not started\n`);
       process.exit(130);
     };
