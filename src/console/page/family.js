@@ -59,12 +59,12 @@ async function openGroup(id) {
       m.usage ? h('div', { class: 'meters' }, meter('Data', m.usage.data, ' MB'), meter('Hotspot', m.usage.hotspot, ' MB'), meter('Voice', m.usage.voice, ' min'), meter('SMS', m.usage.sms)) : null,
       h('h3', {}, 'Lines'),
       m.lines.length
-        ? h('table', { class: 'list' }, h('tbody', {}, m.lines.map((l) => h('tr', { dataset: { iccid: l.iccid ?? '' } },
-          h('td', {}, l.name ?? l.device, h('span', { class: 'role' }, l.device)),
-          h('td', { class: 'mono' }, l.msisdn ?? (l.numberMode === 'shared' ? 'shared' : '—')),
+        ? h('table', { class: 'list lines' }, h('tbody', {}, m.lines.map((l) => h('tr', { dataset: { iccid: l.iccid ?? '' } },
+          h('td', {}, h('b', {}, l.name ?? l.device),
+            h('span', { class: 'sub' }, [l.device, l.msisdn ?? `${l.numberMode} number`].join(' · ')),
+            l.usage ? h('span', { class: 'sub' }, `${l.usage.dataMb} MB · ${l.usage.voiceMin} min · ${l.usage.sms} SMS`) : null),
           h('td', { class: 'mono' }, l.iccid ?? 'no profile'),
-          h('td', {}, l.profile ? badge(l.profile.state) : '—'),
-          h('td', { class: 'count' }, l.usage ? `${l.usage.dataMb} MB · ${l.usage.voiceMin} min · ${l.usage.sms} SMS` : '')))))
+          h('td', {}, l.profile ? badge(l.profile.state) : '—')))))
         : h('p', { class: 'message' }, 'No lines.')))),
     h('div', { class: 'card' }, h('h2', {}, 'Latest events'),
       h('ul', { class: 'timeline' }, g.events.map((e) => h('li', { class: 'event' }, h('span', { class: 'when' }, when(e.at)), h('b', {}, e.type),
