@@ -16,6 +16,8 @@ import { BIN, CAUGHT_EXAMPLE, caughtListQuery, caughtRequestSchema, errorSchema 
 export const KEEP_PER_BIN = 1000;
 export const KEEP_TOTAL = 10_000;
 const BODY_LIMIT = 1024 * 1024;
+/** Bodies in the list are cut to this many bytes (GET /admin/catcher/requests/:id has the whole body). */
+const LIST_BODY_LIMIT = 64 * 1024;
 const HEADERS_KEPT = ['content-type', 'user-agent', 'x-admin-protocol', 'authorization', 'x-api-key', 'content-length'];
 
 export const CATCHER_PREFIX = '/catcher';
@@ -36,7 +38,7 @@ export async function catcherRoutes(app: FastifyInstance, deps: { db: Database }
         if (typeof v === 'string') headers[h] = h === 'authorization' || h === 'x-api-key' ? '(present)' : v;
       }
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      const path = req.url.split('?')[0]!;
+      const path = req.url.slice(0, 2000);
       const [row] = await deps.db.query<{ id: string | number }>(
         'INSERT INTO caught_requests (bin, method, path, headers, body, answered) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id',
         [req.params.bin, req.method, path, JSON.stringify(headers), body, answered],
@@ -58,7 +60,7 @@ export async function catcherRoutes(app: FastifyInstance, deps: { db: Database }
       summary: 'Catch a request (any method but GET, any body): stored for GET /admin/catcher; use as an operator callback URL',
       params: { type: 'object', required: ['bin'], properties: { bin: BIN } },
       querystring: {
-        type: 'object', additionalProperties: false,
+        type: 'object', // other parameters of an operator's callback URL are kept with the path
         properties: { status: { type: 'integer', minimum: 200, maximum: 599, description: 'answer with this status (default 200)' } },
       },
       response: {
@@ -98,7 +100,7 @@ export async function catcherRoutes(app: FastifyInstance, deps: { db: Database }
       'SELECT bin, count(*) AS count, max(received_at) AS last FROM caught_requests GROUP BY bin ORDER BY bin',
     );
     return {
-      requests: rows.map(caughtView),
+      requests: rows.map((r) => caughtView(r, LIST_BODY_LIMIT)),
       bins: bins.map((b) => ({ bin: b.bin, count: Number(b.count), last: new Date(b.last).toISOString() })),
     };
   });

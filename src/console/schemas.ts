@@ -70,6 +70,7 @@ export const caughtRequestSchema = {
     size: { type: 'integer' },
     headers: { type: 'object', additionalProperties: { type: 'string' } },
     body: { type: 'string', description: 'the body as UTF-8 text' },
+    truncated: { type: 'boolean', description: 'the body is cut to its first 64 KiB (lists only; the request itself has it whole)' },
     json: { description: 'the body parsed, when it is JSON (else null)' },
     summary: nullableString,
   },
@@ -175,6 +176,7 @@ export const CAUGHT_EXAMPLE = {
   id: '7', bin: 'acme', receivedAt: '2026-12-01T10:00:00.118Z', method: 'POST', path: '/catcher/acme', answered: 200, size: 241,
   headers: { 'content-type': 'application/json;charset=UTF-8', 'user-agent': 'mock-smdp', 'x-admin-protocol': 'gsma/rsp/v2.5.0' },
   body: '{"iccid":"89000123456789012341","notificationPointId":4,"notificationPointStatus":{"status":"Executed-Success"}}',
+  truncated: false,
   json: { iccid: '89000123456789012341', notificationPointId: 4, notificationPointStatus: { status: 'Executed-Success' } },
   summary: '89000123456789012341 point 4 Executed-Success',
 };

@@ -84,11 +84,13 @@ export interface CaughtRow {
   answered: number;
 }
 
-export function caughtView(r: CaughtRow) {
-  const text = r.body.toString('utf8');
+/** A caught request; a body longer than `maxBody` bytes is cut there (`truncated`, and no `json`). */
+export function caughtView(r: CaughtRow, maxBody = Infinity) {
+  const truncated = r.body.length > maxBody;
+  const text = (truncated ? r.body.subarray(0, maxBody) : r.body).toString('utf8');
   let json: unknown = null;
   try {
-    json = text ? JSON.parse(text) : null;
+    json = text && !truncated ? JSON.parse(text) : null;
   } catch {
     json = null;
   }
@@ -103,6 +105,7 @@ export function caughtView(r: CaughtRow) {
     size: r.body.length,
     headers: r.headers,
     body: text,
+    truncated,
     json,
     summary: j && typeof j === 'object' && !Array.isArray(j)
       ? [typeof j.iccid === 'string' ? j.iccid : null, j.notificationPointId !== undefined ? summaryOf('handleDownloadProgressInfo', j) : typeof j.type === 'string' ? j.type : null]

@@ -102,7 +102,7 @@ t.test('the callback catcher stores what it receives, answers the status asked f
     summary: '89000123456789012345 point 4 Executed-Success',
   });
   t.notMatch(JSON.stringify(first.headers), /secret/, 'credentials are not kept');
-  t.match(second, { answered: 503, body: 'not json \u00e9', json: null, path: '/catcher/op1' });
+  t.match(second, { answered: 503, body: 'not json \u00e9', json: null, path: '/catcher/op1?status=503' });
   t.match(last, { size: 0, body: '' });
   t.same(list.bins.map((b: any) => [b.bin, b.count]), [['op1', 3], ['other', 1]]);
   const one = (await w.app.inject({ url: `/admin/catcher/requests/${first.id}` })).json();
@@ -117,6 +117,17 @@ t.test('the callback catcher stores what it receives, answers the status asked f
   }
   t.equal((await w.app.inject({ url: '/admin/catcher?bin=a%00b' })).statusCode, 400);
   t.equal((await w.app.inject({ url: '/admin/catcher?limit=0' })).statusCode, 400);
+  // Other parameters of a callback URL are welcome; a large body is cut in the list, whole in the request.
+  const large = JSON.stringify({ data: 'y'.repeat(100_000) });
+  const withQuery = await w.app.inject({ method: 'POST', url: '/catcher/big?operator=op9&x=1', headers: { 'content-type': 'application/json' }, body: large });
+  t.equal(withQuery.statusCode, 200);
+  const [cut] = (await w.app.inject({ url: '/admin/catcher?bin=big' })).json().requests;
+  t.match(cut, { path: '/catcher/big?operator=op9&x=1', size: large.length, truncated: true, json: null });
+  t.equal(cut.body.length, 64 * 1024);
+  const whole = (await w.app.inject({ url: `/admin/catcher/requests/${cut.id}` })).json();
+  t.match(whole, { truncated: false, body: large, json: { data: String } });
+  await w.app.inject({ method: 'DELETE', url: '/admin/catcher?bin=big' });
+
   const big = await w.app.inject({ method: 'POST', url: '/catcher/op1', headers: { 'content-type': 'application/json' }, body: 'x'.repeat(1024 * 1024 + 1) });
   t.equal(big.statusCode, 413);
   t.equal((await w.app.inject({ url: '/admin/catcher' })).json().requests.length, 4, 'refused requests are not stored');
