@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { ConfigError, defaultConfig, redactUrl, serveConfig } from '../../src/config.js';
 import { DataDirLockedError, lockDataDir } from '../../src/db/db.js';
-import { prettyLogLine } from '../../src/server.js';
+import { logStream, prettyLogLine, useColour } from '../../src/server.js';
 
 t.test('defaults', async (t) => {
   t.match(defaultConfig({}), {
@@ -91,6 +91,30 @@ t.test('readable log lines', async (t) => {
   t.match(prettyLogLine(line, true), /\x1b\[32mINFO /, 'coloured level when asked');
   t.match(prettyLogLine(JSON.stringify({ level: 50, time: 0, msg: 'x', err: { message: 'boom', stack: 's' } }), false), /ERROR x err="boom"\n$/);
   t.equal(prettyLogLine('not json', false), 'not json', 'other lines pass unchanged');
+});
+
+t.test('colour and the log format follow the terminal and NO_COLOR', async (t) => {
+  const saved = { NO_COLOR: process.env.NO_COLOR, TERM: process.env.TERM };
+  t.teardown(() => {
+    for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+  });
+  delete process.env.NO_COLOR;
+  process.env.TERM = 'xterm';
+  t.equal(useColour({ isTTY: true }), true, 'a terminal');
+  t.equal(useColour({ isTTY: false }), false, 'a pipe or file');
+  process.env.NO_COLOR = '1';
+  t.equal(useColour({ isTTY: true }), false, 'NO_COLOR');
+  delete process.env.NO_COLOR;
+  process.env.TERM = 'dumb';
+  t.equal(useColour({ isTTY: true }), false, 'TERM=dumb');
+
+  const written: string[] = [];
+  const fake = (isTTY: boolean) => ({ isTTY, write: (s: string) => void written.push(s) }) as unknown as NodeJS.WriteStream;
+  t.equal(logStream({ logFormat: 'auto' }, fake(false)), undefined, 'auto, not a terminal: pino JSON');
+  t.equal(logStream({ logFormat: 'json' }, fake(true)), undefined, 'json on a terminal');
+  logStream({ logFormat: 'auto' }, fake(true))!.write(`${JSON.stringify({ level: 40, time: 0, msg: 'careful' })}\n`);
+  t.same(written, ['00:00:00.000 WARN  careful\n'], 'auto on a terminal: readable (TERM=dumb: no colour)');
+  t.ok(logStream({ logFormat: 'pretty' }, fake(false)), 'pretty into a pipe');
 });
 
 t.test('the PGlite data-folder lock', async (t) => {
