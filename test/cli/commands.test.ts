@@ -4,13 +4,13 @@
  * no colour when stdout is not a terminal; order list/show/export, reset, inventory generate in
  * batches with a summary, and the admin token.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { startWorld, type World } from '../helpers/world.js';
-import { cli, lines, type Run } from './_cli.js';
+import { CLEAN_ENV, cli, cliPath, lines, repo, type Run } from './_cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mock-smdp-cli-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -168,4 +168,25 @@ t.test('with ADMIN_TOKEN the CLI needs the same token', async (t) => {
   const table = await against(w, ['operator', 'list'], { ADMIN_TOKEN: 'tok-123' });
   t.match(lines(table.stdout)[1], /^op1 +One +- +yes /);
   t.match(JSON.parse((await against(w, ['operator', 'list', '--json'], { ADMIN_TOKEN: 'tok-123' })).stdout), { operators: [{ id: 'op1' }] });
+});
+
+t.test('on a terminal: progress on stderr, colour unless NO_COLOR', { skip: !existsSync('/usr/bin/script') && 'needs script(1) for a terminal' }, async (t) => {
+  const w = await startWorld(t);
+  await w.order();
+  const { execFile } = await import('node:child_process');
+  const inTerminal = (command: string, env: NodeJS.ProcessEnv = {}) =>
+    new Promise<string>((resolve, reject) =>
+      execFile('/usr/bin/script', ['-qec', command, '/dev/null'], {
+        cwd: repo,
+        env: { ...process.env, ...CLEAN_ENV, TERM: 'xterm', MOCK_SMDP_URL: w.url, CERTS_DIR: w.pkiDir, ...env },
+        encoding: 'utf8',
+        timeout: 60_000,
+      }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+    );
+  const run = `${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(cliPath)}`;
+  const generated = await inTerminal(`${run} inventory generate --type default --count 6000`);
+  t.match(generated, /\rgenerating default profiles: 5,000\/6,000 \(83%\)/, 'progress, rewritten in place');
+  t.match(generated, /\r\x1b\[2K6000 profile\(s\) of type default generated: /, 'cleared, then the summary');
+  t.match(await inTerminal(`${run} order list`), /\x1b\[1mICCID/, 'a bold header on a terminal');
+  t.notMatch(await inTerminal(`${run} order list`, { NO_COLOR: '1' }), /\x1b\[/, 'NO_COLOR: none');
 });
