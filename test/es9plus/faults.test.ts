@@ -126,7 +126,7 @@ t.test('CLI: fault add, list, clear', async (t) => {
   const added = await cli('fault', 'add', '--iccid', order.iccid, '--function', 'authenticateClient', '--fail', '8.2.6/3.8', '--count', '3');
   const fault = JSON.parse(added.stdout);
   t.match(fault, { iccid: order.iccid, mode: 'fail', subjectCode: '8.2.6', reasonCode: '3.8', remaining: 3 });
-  const listed = JSON.parse((await cli('fault', 'list')).stdout);
+  const listed = JSON.parse((await cli('fault', 'list', '--json')).stdout);
   t.ok(listed.faults.some((f: { id: string }) => f.id === fault.id));
   t.match(await cli('fault', 'add', '--iccid', order.iccid, '--delay', '100', '--drop'), { code: 2 }, 'one mode only');
   t.match(await cli('fault', 'add', '--iccid', order.iccid, '--fail', '8.2.6'), { code: 2 }, 'fail wants SUBJECT/REASON');
