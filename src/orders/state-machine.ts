@@ -201,26 +201,44 @@ function shift(sql: string, offset: number): string {
 function changeStatement(c: ProfileChange, extra: SqlPart[] = [], guard?: SqlPart): SqlPart {
   checkTransition(c.action, c.from, c.to);
   const cols = Object.entries(c.set ?? {}).filter(([k, v]) => SETTABLE.has(k) && v !== undefined);
-  const params: unknown[] = [c.iccid, c.from, c.to, ...cols.map(([, v]) => v)];
-  const sets = cols.map(([k], i) => `${k} = $${i + 4}`);
+  const parts = [...listeners.flatMap((l) => l.parts?.(c) ?? []), ...extra];
+  // A step recorded in place that sets nothing leaves the row as it is (only its history grows).
+  const updates = cols.length > 0 || !IN_PLACE.has(c.action);
+  const params: unknown[] = [c.iccid, c.from, c.to];
+  for (const [, v] of cols) params.push(v);
+  if (guard) params.push(...guard.params);
+  for (const p of parts) params.push(...p.params);
+  // The text depends only on the statement's shape: built once per shape (a download makes a few).
+  const key = `${updates ? cols.map(([k]) => k).join(',') : '-'}\u0001${guard?.sql ?? ''}\u0001${parts.map((p) => p.sql).join('\u0001')}`;
+  let sql = statementTexts.get(key);
+  if (sql === undefined) {
+    sql = changeText(cols.map(([k]) => k), updates, guard, parts);
+    if (statementTexts.size < 1000) statementTexts.set(key, sql);
+  }
+  return { sql, params };
+}
+
+const statementTexts = new Map<string, string>();
+
+function changeText(cols: string[], updates: boolean, guard: SqlPart | undefined, parts: SqlPart[]): string {
+  let n = 3 + cols.length;
+  const sets = cols.map((k, i) => `${k} = $${i + 4}`);
   const ctes: string[] = [];
   let guarded = '';
   if (guard) {
     // The guard comes first and locks what it reads: the change is written only if it finds its row.
-    ctes.push(`g AS (${shift(guard.sql, params.length)})`);
-    params.push(...guard.params);
+    ctes.push(`g AS (${shift(guard.sql, n)})`);
+    n += guard.params.length;
     guarded = ' AND EXISTS (SELECT 1 FROM g)';
   }
-  // A step recorded in place that sets nothing leaves the row as it is (only its history grows).
-  ctes.push(cols.length || !IN_PLACE.has(c.action)
+  ctes.push(updates
     ? `t AS (UPDATE profiles SET state = $3, ${[...sets, 'updated_at = now()'].join(', ')} WHERE iccid = $1 AND state = $2${guarded} RETURNING *)`
     : `t AS (SELECT * FROM profiles WHERE iccid = $1 AND state = $2 AND state = $3${guarded})`);
-  const parts = [...listeners.flatMap((l) => l.parts?.(c) ?? []), ...extra];
   parts.forEach((p, i) => {
-    ctes.push(`w${i} AS (${shift(p.sql, params.length)})`);
-    params.push(...p.params);
+    ctes.push(`w${i} AS (${shift(p.sql, n)})`);
+    n += p.params.length;
   });
-  return { sql: `WITH ${ctes.join(',\n')}\nSELECT * FROM t`, params };
+  return `WITH ${ctes.join(',\n')}\nSELECT * FROM t`;
 }
 
 /**
@@ -240,6 +258,8 @@ export async function transition(q: Queryable, p: ProfileRow | ProfileContext, r
   for (const l of afterWork(change)) await l.after!(q, change);
   return rows[0];
 }
+
+const guardTexts = new Map<string, string>();
 
 /** The listeners with after work for this change. */
 function afterWork(c: ProfileChange): ProfileListener[] {
@@ -271,11 +291,12 @@ export async function applyChange(
   db: Database, p: ProfileContext & { row_version: string }, r: TransitionRequest, extra: SqlPart[], guard: SqlPart,
 ): Promise<LockedProfile> {
   const change: ProfileChange = { ...r, iccid: p.iccid, from: p.state, row: p };
-  const g = shift(guard.sql, 2);
-  const st = changeStatement(change, extra, {
-    sql: `SELECT 1 FROM profiles gp, (${g}) gx WHERE gp.iccid = $1 AND gp.xmin = $2::text::xid FOR UPDATE OF gp`,
-    params: [p.iccid, p.row_version, ...guard.params],
-  });
+  let sql = guardTexts.get(guard.sql);
+  if (sql === undefined) {
+    sql = `SELECT 1 FROM profiles gp, (${shift(guard.sql, 2)}) gx WHERE gp.iccid = $1 AND gp.xmin = $2::text::xid FOR UPDATE OF gp`;
+    if (guardTexts.size < 100) guardTexts.set(guard.sql, sql);
+  }
+  const st = changeStatement(change, extra, { sql, params: [p.iccid, p.row_version, ...guard.params] });
   const after = afterWork(change);
   const rows = after.length
     ? await db.tx(async (q) => {
