@@ -198,7 +198,7 @@ function shift(sql: string, offset: number): string {
  * data-modifying CTEs that PostgreSQL runs to completion whether or not the final SELECT reads
  * them; the statement answers the updated row, or nothing when the row was no longer in `from`.
  */
-function changeStatement(c: ProfileChange, extra: SqlPart[] = [], guard?: SqlPart): SqlPart {
+function changeStatement(c: ProfileChange, extra: SqlPart[] = [], guard?: SqlPart, answer: '*' | 'iccid' = '*'): SqlPart {
   checkTransition(c.action, c.from, c.to);
   const cols = Object.entries(c.set ?? {}).filter(([k, v]) => SETTABLE.has(k) && v !== undefined);
   const parts = [...listeners.flatMap((l) => l.parts?.(c) ?? []), ...extra];
@@ -209,10 +209,10 @@ function changeStatement(c: ProfileChange, extra: SqlPart[] = [], guard?: SqlPar
   if (guard) params.push(...guard.params);
   for (const p of parts) params.push(...p.params);
   // The text depends only on the statement's shape: built once per shape (a download makes a few).
-  const key = `${updates ? cols.map(([k]) => k).join(',') : '-'}\u0001${guard?.sql ?? ''}\u0001${parts.map((p) => p.sql).join('\u0001')}`;
+  const key = `${answer}\u0001${updates ? cols.map(([k]) => k).join(',') : '-'}\u0001${guard?.sql ?? ''}\u0001${parts.map((p) => p.sql).join('\u0001')}`;
   let sql = statementTexts.get(key);
   if (sql === undefined) {
-    sql = changeText(cols.map(([k]) => k), updates, guard, parts);
+    sql = changeText(cols.map(([k]) => k), updates, guard, parts, answer);
     if (statementTexts.size < 1000) statementTexts.set(key, sql);
   }
   return { sql, params };
@@ -220,7 +220,7 @@ function changeStatement(c: ProfileChange, extra: SqlPart[] = [], guard?: SqlPar
 
 const statementTexts = new Map<string, string>();
 
-function changeText(cols: string[], updates: boolean, guard: SqlPart | undefined, parts: SqlPart[]): string {
+function changeText(cols: string[], updates: boolean, guard: SqlPart | undefined, parts: SqlPart[], answer: '*' | 'iccid'): string {
   let n = 3 + cols.length;
   const sets = cols.map((k, i) => `${k} = $${i + 4}`);
   const ctes: string[] = [];
@@ -238,7 +238,7 @@ function changeText(cols: string[], updates: boolean, guard: SqlPart | undefined
     ctes.push(`w${i} AS (${shift(p.sql, n)})`);
     n += p.params.length;
   });
-  return `WITH ${ctes.join(',\n')}\nSELECT * FROM t`;
+  return `WITH ${ctes.join(',\n')}\nSELECT ${answer === '*' ? '*' : 't.iccid'} FROM t`;
 }
 
 /**
@@ -289,22 +289,22 @@ export const ROW_VERSION = 'p.xmin::text AS row_version';
  */
 export async function applyChange(
   db: Database, p: ProfileContext & { row_version: string }, r: TransitionRequest, extra: SqlPart[], guard: SqlPart,
-): Promise<LockedProfile> {
+): Promise<void> {
   const change: ProfileChange = { ...r, iccid: p.iccid, from: p.state, row: p };
   let sql = guardTexts.get(guard.sql);
   if (sql === undefined) {
     sql = `SELECT 1 FROM profiles gp, (${shift(guard.sql, 2)}) gx WHERE gp.iccid = $1 AND gp.xmin = $2::text::xid FOR UPDATE OF gp`;
     if (guardTexts.size < 100) guardTexts.set(guard.sql, sql);
   }
-  const st = changeStatement(change, extra, { sql, params: [p.iccid, p.row_version, ...guard.params] });
+  // The callers need only to know that it was written: the statement answers the ICCID, not the row.
+  const st = changeStatement(change, extra, { sql, params: [p.iccid, p.row_version, ...guard.params] }, 'iccid');
   const after = afterWork(change);
   const rows = after.length
     ? await db.tx(async (q) => {
-        const written = await q.query<LockedProfile>(st.sql, st.params);
+        const written = await q.query(st.sql, st.params);
         if (written[0]) for (const l of after) await l.after!(q, change);
         return written;
       }, { keyLookups: true })
-    : await db.query<LockedProfile>(st.sql, st.params, { keyLookups: true });
+    : await db.query(st.sql, st.params, { keyLookups: true });
   if (!rows[0]) throw new ChangedMeanwhile(`profile ${p.iccid} changed since it was read`);
-  return rows[0];
 }

@@ -60,8 +60,7 @@ t.test('unchanged since the read: written whole', async (t) => {
   const db = await openTestDb(t);
   const { iccid, tid } = await setup(db);
   const p = await readUnlocked(db, iccid);
-  const row = await authenticate(db, p, tid);
-  t.equal(row.download_attempts, 1, 'the updated row is returned');
+  await authenticate(db, p, tid);
   t.match(await state(db, iccid, tid), { state: 'Released', download_attempts: 1, events: ['created', 'released', 'authenticated'], session: 'authenticated' });
 });
 
