@@ -183,7 +183,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     throw err;
   }
   // Operator callbacks (ES2+ handleDownloadProgressInfo) from the outbox, in the background.
-  const outbox = startOutboxWorker(db, { requesterIdentifier: config.smdpAddress, log: app.log });
+  const outbox = startOutboxWorker(db, { requesterIdentifier: config.smdpAddress, log: app.log, extraCa: pki.cis.map((c) => c.toPem()) });
   // Old sessions, delivered callbacks and finished orders' history: once now, then hourly.
   const retention = startRetention(db, { days: config.retentionDays, log: app.log });
   let closing: Promise<void> | undefined;

@@ -16,6 +16,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
 import type { Database, Listener } from '../db/db.js';
 
 export interface OutboxWorkerOptions {
@@ -36,6 +37,12 @@ export interface OutboxWorkerOptions {
   adminProtocol?: string;
   /** false: accept any TLS certificate from operators (test setups). Default true. */
   verifyTls?: boolean;
+  /**
+   * PEM certificates trusted for operators' HTTPS besides Node's CA list: the server passes its own
+   * CI certificates, so that a callback URL on this server (the console's catcher, docs/console.md)
+   * or on anything with a certificate from this test PKI is delivered to.
+   */
+  extraCa?: string[];
   log?: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
 }
 
@@ -109,7 +116,7 @@ interface PostResult {
   error?: string;
 }
 
-function post(url: string, body: Buffer, headers: Record<string, string>, timeoutMs: number, verifyTls: boolean, signal: AbortSignal): Promise<PostResult> {
+function post(url: string, body: Buffer, headers: Record<string, string>, timeoutMs: number, verifyTls: boolean, signal: AbortSignal, ca?: string[]): Promise<PostResult> {
   return new Promise((resolve) => {
     let u: URL;
     try {
@@ -130,7 +137,7 @@ function post(url: string, body: Buffer, headers: Record<string, string>, timeou
     const req = mod.request(u, {
       method: 'POST',
       headers: { ...headers, 'content-length': String(body.length) },
-      ...(u.protocol === 'https:' ? { rejectUnauthorized: verifyTls } : {}),
+      ...(u.protocol === 'https:' ? { rejectUnauthorized: verifyTls, ...(ca ? { ca } : {}) } : {}),
     }, (res) => {
       res.resume();
       res.on('end', () => finish({ ok: res.statusCode! >= 200 && res.statusCode! < 300, status: res.statusCode }));
@@ -157,6 +164,8 @@ export function startOutboxWorker(db: Database, opts: OutboxWorkerOptions = {}):
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const baseMs = opts.baseDelayMs ?? 1_000;
   const maxMs = opts.maxDelayMs ?? 300_000;
+  // Setting `ca` replaces Node's list: keep it and add ours.
+  const ca = opts.extraCa?.length ? [...tls.rootCertificates, ...opts.extraCa] : undefined;
   const leaseMs = timeoutMs + 5_000;
   const abort = new AbortController();
   let stopped = false;
@@ -176,7 +185,7 @@ export function startOutboxWorker(db: Database, opts: OutboxWorkerOptions = {}):
       'x-admin-protocol': opts.adminProtocol ?? 'gsma/rsp/v2.5.0',
       'user-agent': 'mock-smdp',
     };
-    const r = await post(row.url, body, headers, timeoutMs, opts.verifyTls ?? true, abort.signal);
+    const r = await post(row.url, body, headers, timeoutMs, opts.verifyTls ?? true, abort.signal, ca);
     if (r.ok) {
       await db.query('UPDATE outbox SET delivered_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = $1', [row.id]);
       return;

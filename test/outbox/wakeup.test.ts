@@ -136,3 +136,35 @@ t.test('PostgreSQL: with its LISTEN connection lost the worker polls, then liste
   const calls = await rx.waitFor(2, 5_000);
   t.ok(calls[1]!.at - t0 < 1_000, 'woken by NOTIFY again');
 });
+
+t.test("HTTPS callback URLs with a certificate from the server's own test PKI are delivered to (extraCa), others still verified", async (t) => {
+  const { createServer } = await import('node:https');
+  const { loadServerPki } = await import('../../src/pki/load.js');
+  const { testPkiDir } = await import('../helpers/world.js');
+  const pki = loadServerPki(await testPkiDir());
+  const got: string[] = [];
+  const server = createServer({ cert: pki.tls!.chainPem, key: pki.tls!.keyPem }, (req, res) => {
+    got.push(req.url ?? '');
+    req.resume();
+    req.on('end', () => res.writeHead(204).end());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const port = (server.address() as { port: number }).port;
+  const db = await openTestDb(t);
+  const op = await operator(db);
+  // The test PKI's TLS certificate names localhost.
+  const url = `https://localhost:${port}/cb`;
+  const plain = await worker(t, db);
+  await enqueue(db, op, url, '89000000000000000001');
+  await until(async () => (await db.query<{ attempts: number }>('SELECT attempts FROM outbox'))[0]!.attempts >= 1, 10_000);
+  await plain.stop();
+  t.same(got, [], "without the server's CI the certificate is refused");
+  const [row] = await db.query<{ last_error: string | null; delivered_at: Date | null }>('SELECT last_error, delivered_at FROM outbox');
+  t.equal(row!.delivered_at, null);
+  t.match(row!.last_error, /certificate/i, 'the refusal is recorded');
+  await db.query('UPDATE outbox SET next_attempt_at = now()');
+  await worker(t, db, { extraCa: pki.cis.map((c) => c.toPem()) });
+  await until(async () => (await db.query<{ delivered_at: Date | null }>('SELECT delivered_at FROM outbox'))[0]!.delivered_at !== null, 10_000);
+  t.same(got, ['/cb'], 'delivered once the CI is trusted');
+});
