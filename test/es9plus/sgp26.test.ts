@@ -3,16 +3,14 @@
  * DPpb, DP TLS for testsmdpplus1.example.com, SM-DP+ OID 2.999.10) and its one eUICC.
  */
 import t from 'tap';
-import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { VirtualEuicc } from '../../src/sim/euicc.js';
 import { Lpa } from '../../src/sim/lpa.js';
+import { needs, SGP26 } from '../helpers/shared-data.js';
 import { startWorld } from '../helpers/world.js';
 
-const sgp26 = resolve(dirname(fileURLToPath(import.meta.url)), '../../../shared/sgp26');
+const sgp26 = SGP26.dir;
 
-t.test('download with the SGP.26 test PKI and its eUICC', { skip: !existsSync(sgp26) && 'SGP.26 test PKI not present beside the project' }, async (t) => {
+t.test('download with the SGP.26 test PKI and its eUICC', { skip: needs(SGP26) }, async (t) => {
   const w = await startWorld(t, { pkiDir: sgp26, smdpAddress: 'testsmdpplus1.example.com' });
   t.equal(w.pki.smdpOid, '2.999.10');
   const card = await VirtualEuicc.create({ pkiDir: sgp26 });

@@ -4,24 +4,24 @@
  * template with only the order's ICCID, IMSI, Ki and OPc in it. Uses a GSMA TS.48 v7 profile from
  * ../shared/upp when that folder is there, and a template built by src/saip always.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import t from 'tap';
 import { decodeStoreMetadataRequest } from '../../src/rsp/download.js';
 import { profileTypeCommand } from '../../src/inventory/cli.js';
 import { buildProfile, decodeProfile } from '../../src/saip/profile.js';
 import { personalise, readTemplate, securityDomainKeys } from '../../src/saip/template.js';
 import { newDevice } from '../helpers/device.js';
+import { needs, TS48 } from '../helpers/shared-data.js';
 import { startWorld } from '../helpers/world.js';
 
-const uppDir = resolve(dirname(fileURLToPath(import.meta.url)), '../../../shared/upp');
-const ts48File = join(uppDir, 'ts48-v7-saip2.3-nobertlv.der');
+const ts48File = join(TS48.dir, 'ts48-v7-saip2.3-nobertlv.der');
 const own = buildProfile({
   iccid: '89000123456789012341', imsi: '001010123456789', ki: Buffer.alloc(16, 1), opc: Buffer.alloc(16, 2), spn: 'Own', profileType: 'own template',
 });
-const sources: Array<[string, Buffer]> = [['own', own], ...(existsSync(ts48File) ? [['ts48', readFileSync(ts48File)] as [string, Buffer]] : [])];
+const sources: Array<[string, Buffer]> = [['own', own], ...(TS48.present ? [['ts48', readFileSync(ts48File)] as [string, Buffer]] : [])];
+if (!TS48.present) t.test('ts48: a GSMA TS.48 profile as the template', { skip: needs(TS48) }, async () => {});
 
 async function quietly<T>(f: () => Promise<T>): Promise<{ value: T; out: string; err: string }> {
   const out: string[] = [];

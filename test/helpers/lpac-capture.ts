@@ -3,14 +3,14 @@
  * command and answer reassembled from its STORE DATA / GET RESPONSE APDUs, independently of
  * src/sim/apdu.ts) and the ES9+ HTTP exchanges.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { INTEROP, needs } from './shared-data.js';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const interopDir = resolve(repoRoot, '../shared/interop');
-export const capturesPresent = existsSync(resolve(interopDir, 'es10-apdus-lpac-to-euicc.jsonl'));
-export const SKIP_CAPTURES = capturesPresent ? false : `lpac captures not found at ${interopDir}`;
+export const interopDir = INTEROP.dir;
+export const capturesPresent = INTEROP.present;
+/** tap `skip` option of a test that replays the captures (see shared-data.ts). */
+export const SKIP_CAPTURES = needs(INTEROP);
 
 export interface StdioLine {
   func: string;

@@ -1,11 +1,10 @@
 import t from 'tap';
-import { existsSync, readdirSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { certPath, CREDENTIAL_KINDS, CURVE_NAMES, folderOf, keyPath, layoutFiles } from '../../src/pki/layout.js';
+import { needs, SGP26 } from '../helpers/shared-data.js';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const sgp26 = resolve(repoRoot, '../shared/sgp26');
+const sgp26 = SGP26.dir;
 
 t.test('file names', async (t) => {
   t.equal(certPath('ci', 'P-256'), 'CertificateIssuer/CERT_CI_ECDSA_NIST.der');
@@ -24,7 +23,7 @@ t.test('file names', async (t) => {
   t.equal(new Set(all).size, 24, 'all distinct');
 });
 
-t.test('every file of the published SGP.26 set has its name in the layout', { skip: existsSync(sgp26) ? false : `SGP.26 test PKI not found at ${sgp26}` }, async (t) => {
+t.test('every file of the published SGP.26 set has its name in the layout', { skip: needs(SGP26) }, async (t) => {
   const known = new Set(CREDENTIAL_KINDS.flatMap((k) => CURVE_NAMES.flatMap((c) => [certPath(k, c), keyPath(k, c)])));
   const files = readdirSync(sgp26, { withFileTypes: true })
     .filter((d) => d.isDirectory())

@@ -1,13 +1,13 @@
 import t from 'tap';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { createPublicKey, sign, verify } from 'node:crypto';
 import { Certificate, checkIssued, RSP_ROLE } from '../../src/crypto/x509.js';
 import { generatePki } from '../../src/pki/generate.js';
 import { issueCertificate } from '../../src/pki/issue.js';
 import { certPath, keyPath } from '../../src/pki/layout.js';
+import { needs, SGP26 } from '../helpers/shared-data.js';
 import {
   issueEuiccCredentials,
   loadEuiccCredentials,
@@ -18,9 +18,8 @@ import {
   writeEuiccCredentials,
 } from '../../src/pki/load.js';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const sgp26 = resolve(repoRoot, '../shared/sgp26');
-const skip = existsSync(join(sgp26, 'CertificateIssuer')) ? false : `SGP.26 test PKI not found at ${sgp26}`;
+const sgp26 = SGP26.dir;
+const skip = needs(SGP26);
 
 const tmp = mkdtempSync(join(tmpdir(), 'mock-smdp-load-'));
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }));

@@ -5,9 +5,8 @@
  */
 import t from 'tap';
 import { verify, X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { decode, DerError } from '../../src/der/tlv.js';
 import { RspError, decodeSignatureDo } from '../../src/rsp/errors.js';
 import { decodeEuiccInfo1, encodeEuiccInfo1 } from '../../src/rsp/euiccinfo.js';
@@ -43,14 +42,13 @@ import {
   encodeProfileInstallationResultData,
 } from '../../src/rsp/notification.js';
 import { decodeCancelSessionResponse, encodeEuiccCancelSessionSigned } from '../../src/rsp/cancel.js';
+import { INTEROP, needs } from '../helpers/shared-data.js';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const interop = resolve(repoRoot, '../shared/interop');
+const interop = INTEROP.dir;
 const ES9 = resolve(interop, 'es9plus-lpac-to-reference-smdp.jsonl');
 const ES9_CANCEL = resolve(interop, 'es9plus-lpac-cancel-session.jsonl');
 const ES10 = resolve(interop, 'es10-apdus-lpac-to-euicc.jsonl');
-const present = [ES9, ES9_CANCEL, ES10].every((f) => existsSync(f));
-const skip = present ? false : `lpac captures not found under ${interop}`;
+const skip = needs(INTEROP);
 
 interface Exchange {
   fn: string;

@@ -1,13 +1,12 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ApduCard, ApduError, ApduFront, ISD_R_AID, claFor, parseCla, parseCommandApdu, type ApduTransport } from '../../src/sim/apdu.js';
 import type { Es10Card } from '../../src/sim/es10.js';
 import { VirtualEuicc } from '../../src/sim/euicc.js';
 import { Lpa } from '../../src/sim/lpa.js';
 import { SKIP_CAPTURES, es10Sessions } from '../helpers/lpac-capture.js';
+import { SGP26 } from '../helpers/shared-data.js';
+import { testPkiDir } from '../helpers/world.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const sw = (r: Buffer) => r.readUInt16BE(r.length - 2).toString(16).toUpperCase().padStart(4, '0');
@@ -219,10 +218,14 @@ t.test('lpac capture: the LPA side sends exactly the APDUs lpac sent', { skip: S
   }
 });
 
-const sgp26 = resolve(dirname(fileURLToPath(import.meta.url)), '../../../shared/sgp26');
+t.test('the virtual eUICC answers the same directly and through the APDU layers', async (t) => {
+  // the generated PKI's eUICC; with the SGP.26 set present, its published eUICC as well
+  const pkiDirs = [await testPkiDir(), ...(SGP26.present ? [SGP26.dir] : [])];
+  for (const pkiDir of pkiDirs) await t.test(pkiDir === SGP26.dir ? 'SGP.26 eUICC' : 'generated eUICC', (t) => sameBothWays(t, pkiDir));
+});
 
-t.test('the virtual eUICC answers the same directly and through the APDU layers', { skip: existsSync(sgp26) ? false : `SGP.26 test PKI not found at ${sgp26}` }, async (t) => {
-  const card = await VirtualEuicc.create({ pkiDir: sgp26 });
+async function sameBothWays(t: Test, pkiDir: string): Promise<void> {
+  const card = await VirtualEuicc.create({ pkiDir });
   const front = new ApduFront(card);
   const via = new ApduCard(front);
   for (const cmd of ['bf3e035c015a', 'bf2000', 'bf2200', 'bf2d00', 'bf2800', 'bf3c00', 'bf3003800109']) {
@@ -233,4 +236,4 @@ t.test('the virtual eUICC answers the same directly and through the APDU layers'
   t.equal(await new Lpa(via, {}).getEid(), card.eid);
   t.equal((await card.transmit(hex('bf2e00'))).length, 21);
   t.equal((await via.transmit(hex('bf2e00'))).length, 21);
-});
+}

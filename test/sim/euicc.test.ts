@@ -5,10 +5,9 @@
  */
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { CurveName } from '../../src/crypto/curves.js';
 import { signRaw, verifyRaw } from '../../src/crypto/ecdsa.js';
 import { ecka, generateOtKeyPair } from '../../src/crypto/ecka.js';
@@ -46,9 +45,9 @@ import { buildProfile } from '../../src/saip/profile.js';
 import { VirtualEuicc } from '../../src/sim/euicc.js';
 import { loadCardState } from '../../src/sim/state.js';
 import { es10Sessions, SKIP_CAPTURES } from '../helpers/lpac-capture.js';
+import { needs, SGP26 as SGP26_SET } from '../helpers/shared-data.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const SGP26 = resolve(here, '../../../shared/sgp26');
+const SGP26 = SGP26_SET.dir;
 
 const ADDRESS = 'smdp.example.test';
 const NOTIFY = 'notify.example.test';
@@ -542,7 +541,7 @@ t.test('state round trip through JSON', async (t) => {
   t.ok('success' in pir.data.finalResult, 'restored card downloads with its embedded credentials');
 });
 
-t.test('SGP.26 test PKI (GSMA published credentials)', { skip: existsSync(SGP26) ? false : `no ${SGP26}` }, async (t) => {
+t.test('SGP.26 test PKI (GSMA published credentials)', { skip: needs(SGP26_SET) }, async (t) => {
   const creds = loadEuiccCredentials(SGP26);
   const card = await VirtualEuicc.create({ credentials: creds });
   t.equal(card.eid, '89049032123451234512345678901235');

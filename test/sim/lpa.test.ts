@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { decode, tlv } from '../../src/der/tlv.js';
 import { HttpClient } from '../../src/http/client.js';
 import { ApduCard, ApduFront, type ApduTransport } from '../../src/sim/apdu.js';
@@ -21,11 +21,7 @@ interface Recorded {
 
 type Answer = { status: number; body?: string };
 /** The parts of a tap Test used by the helpers below. */
-interface TestLike {
-  teardown(fn: () => unknown): void;
-  type(obj: unknown, klass: unknown): boolean;
-  fail(msg?: string): boolean;
-}
+type TestLike = Pick<Test, 'teardown' | 'type' | 'fail'>;
 
 /** A plain-HTTP ES9+ stand-in: answers per function name, records requests. */
 async function fakeEs9(t: TestLike, answer: (fn: string, body: string) => Answer): Promise<{ client: HttpClient; seen: Recorded[] }> {
