@@ -1,5 +1,5 @@
 /**
- * The GSMA RSP HTTP envelope that ES9+ and ES2+ share (SGP.22 §6.5.1, notes §1.1): the
+ * The GSMA RSP HTTP envelope that ES9+ and ES2+ share (SGP.22 §6.5.1; docs/protocol.md#transport): the
  * X-Admin-Protocol header, function-level failures as HTTP 200 with a Failed header, and the mapping
  * of anything thrown while parsing or running a function to an SGP.22 status, never a 500.
  */

@@ -56,7 +56,7 @@ export const SC = {
   // ES9+ cancelSession
   smdpOidMismatch: sc('8.8', '3.10', 'smdpOid does not match the SM-DP+ certificate'),
 
-  // ES2+ (operator functions, notes §1.4/§1.5)
+  // ES2+ (operator functions, SGP.22 §5.3; docs/protocol.md#es2-functions-and-callbacks)
   iccidInvalid: sc('8.2.1', '2.1', 'Invalid ICCID'),
   iccidMissing: sc('8.2.1', '2.2', 'ICCID or finalProfileStatusIndicator missing'),
   iccidUnknown: sc('8.2.1', '3.9', 'Unknown ICCID'),

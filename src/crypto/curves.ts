@@ -1,4 +1,7 @@
-/** The two RSP curves (notes §3.1) and their names in OIDs, node:crypto and SGP.26 file names. */
+/**
+ * The two RSP curves (docs/protocol.md#curves-and-certificates) and their names in OIDs, node:crypto
+ * and SGP.26 file names.
+ */
 import type { KeyObject } from 'node:crypto';
 import { CryptoError } from './errors.js';
 

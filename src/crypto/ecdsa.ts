@@ -1,4 +1,7 @@
-/** ECDSA with SHA-256 in the plain r‖s format SGP.22 signs with (notes §2.5), plus DER conversion. */
+/**
+ * ECDSA with SHA-256 in the plain r‖s format SGP.22 signs with (docs/protocol.md#what-is-signed),
+ * plus DER conversion.
+ */
 import { sign, verify, type KeyObject } from 'node:crypto';
 import { decode, DerError } from '../der/tlv.js';
 import { integer, seq, TAG } from '../der/types.js';

@@ -1,6 +1,6 @@
 /**
- * One-time ECKA keys and the ECDH shared secret (notes §3.2). Points are uncompressed `04‖X‖Y`
- * (65 bytes), as carried in `5F49`.
+ * One-time ECKA keys and the ECDH shared secret (docs/protocol.md#key-agreement-and-kdf). Points are
+ * uncompressed `04‖X‖Y` (65 bytes), as carried in `5F49`.
  *
  * Speed (measured, Node 20 / OpenSSL 3): on P-256, `createECDH` is about twice as fast as KeyObject ECDH
  * (whose DER key imports cost ~0.15 ms), so P-256 one-time keys are made with it and its object is kept
@@ -71,8 +71,8 @@ export function generateOtKeyPair(curve: CurveName): { privateKey: KeyObject; pu
 
 /**
  * A fresh one-time key pair on `curve` used at once for ECKA with `peerPoint` and then forgotten, as the
- * SM-DP+ does when it binds a profile (notes §3.2): its public point and the shared secret Z. No private
- * KeyObject is made on P-256.
+ * SM-DP+ does when it binds a profile (docs/protocol.md#key-agreement-and-kdf): its public point and
+ * the shared secret Z. No private KeyObject is made on P-256.
  */
 export function eckaWithFreshKey(curve: CurveName, peerPoint: Buffer): { publicPoint: Buffer; z: Buffer } {
   checkPointFormat(peerPoint);

@@ -1,4 +1,7 @@
-/** Confirmation Code hashing (notes §5.2): hashCc = SHA-256(SHA-256(CC) ‖ transactionId). */
+/**
+ * Confirmation Code hashing (docs/protocol.md#confirmation-code):
+ * hashCc = SHA-256(SHA-256(CC) ‖ transactionId).
+ */
 import { createHash } from 'node:crypto';
 
 export function sha256(buf: Buffer): Buffer {

@@ -1,4 +1,4 @@
-/** ANSI X9.63 KDF (SHA-256) and the BSP session keys of notes §3.2. */
+/** ANSI X9.63 KDF (SHA-256) and the BSP session keys (docs/protocol.md#key-agreement-and-kdf). */
 import { createHash } from 'node:crypto';
 import { CryptoError } from './errors.js';
 

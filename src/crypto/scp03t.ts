@@ -1,5 +1,5 @@
 /**
- * SCP03t / BSP protection of the BPP's 86, 87 and 88 segments (notes §3.3).
+ * SCP03t / BSP protection of the BPP's 86, 87 and 88 segments (docs/protocol.md#scp03t-protection-of-the-bpp).
  * Encrypted (86, 87): ICV = AES-ECB(S-ENC, counter), AES-CBC over P‖80‖00…, then C-MAC.
  * MAC-only (88): C-MAC over the plaintext; the counter still advances.
  * C-MAC: M = CMAC(S-MAC, MCV ‖ tag ‖ length ‖ data); MCV := M; the first 8 bytes of M end the TLV.

@@ -1,14 +1,14 @@
 /**
- * X.509 certificates of the RSP PKI (SGP.22 §4.5, notes §3.5), parsed with the project's own DER
- * codec so that brainpoolP256r1 works as well as P-256. Every part that is signed or compared keeps
- * its exact received bytes (`raw`, `tbsRaw`, `Name.raw`); signatures are checked with node:crypto.
+ * X.509 certificates of the RSP PKI (SGP.22 §4.5; docs/protocol.md#curves-and-certificates), parsed
+ * with the project's own DER codec so that brainpoolP256r1 works as well as P-256. Every part that is
+ * signed or compared keeps its exact received bytes (`raw`, `tbsRaw`, `Name.raw`); signatures are checked with node:crypto.
  */
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { decode, DerError, type Tlv } from '../der/tlv.js';
 import { decodeOidValue, readBitStringBytes, readBool, readNamedBits, readTime, readUint, TAG } from '../der/types.js';
 import { curveOfKey, type CurveName } from './curves.js';
 
-/** Certificate policy OIDs of the RSP roles (id-rspRole, notes §3.5). */
+/** Certificate policy OIDs of the RSP roles (id-rspRole, SGP.22 §4.5). */
 export const RSP_ROLE = {
   ci: '2.23.146.1.2.1.0',
   euicc: '2.23.146.1.2.1.1',
@@ -33,7 +33,7 @@ export const OID = {
   certificatePolicies: '2.5.29.32',
   authorityKeyIdentifier: '2.5.29.35',
   extKeyUsage: '2.5.29.37',
-  /** SGP.22 v3 permittedEins extension (SEQUENCE OF PrintableString), notes §3.4 [NV]. */
+  /** SGP.22 v3 permittedEins extension (SEQUENCE OF PrintableString); its OID is unverified (docs/protocol.md#not-verified). */
   permittedEins: '2.23.146.1.2.2.0',
   serverAuth: '1.3.6.1.5.5.7.3.1',
   clientAuth: '1.3.6.1.5.5.7.3.2',

@@ -1,5 +1,6 @@
 /**
- * Verification of the eUICC's certificate chain (CI → EUM → eUICC), SGP.22 §5.6.3 and notes §3.4.
+ * Verification of the eUICC's certificate chain (CI → EUM → eUICC), SGP.22 §5.6.3 and
+ * docs/protocol.md#who-verifies-what.
  * Verified certificates are cached by their exact bytes (derived data, safe to hold in any
  * instance); validity dates are checked on every use.
  */

@@ -53,7 +53,10 @@ export function checkConfirmationCode(order: ProfileRow, session: SessionRow, ti
   };
 }
 
-/** Protects the profile for this eUICC: ECKA with a fresh one-time key, session keys, SCP03t segments (notes §2.3, §3.2, §3.3). */
+/**
+ * Protects the profile for this eUICC: ECKA with a fresh one-time key, session keys, SCP03t segments
+ * (docs/protocol.md: Bound Profile Package, Key agreement and KDF, SCP03t protection of the BPP).
+ */
 export function bindProfilePackage(opts: {
   tid: Buffer; eid: string; euiccOtpk: Buffer; pbKey: KeyObject; curve: CurveName;
   metadata: Buffer; upp: Buffer;
@@ -87,8 +90,8 @@ function checkPrepareDownload(s: SessionRow, tid: { hex: string }, pdr: ReturnTy
 
 /**
  * getBoundProfilePackage again in a session that already has its package, e.g. the LPA retrying
- * after a network error (notes §5.2: the session is kept until the PIR). The request is verified
- * like the first one (euiccSignature2 over the new EUICCSigned2, the transactionId inside it); with
+ * after a network error (the session is kept until the PIR: docs/protocol.md#rsp-session-states).
+ * The request is verified like the first one (euiccSignature2 over the new EUICCSigned2, the transactionId inside it); with
  * the same euiccOtpk the eUICC still holds the one-time key the package was bound to, so it gets the
  * very same bytes again (a new binding would change the order's history and could be installed
  * twice). Another euiccOtpk would need a new binding: refused, 8.2/3.7. Nothing is re-recorded as

@@ -30,9 +30,9 @@ export const tidHex = (tid: Buffer) => tid.toString('hex').toUpperCase();
 export type SessionStep = 'authenticateClient' | 'getBoundProfilePackage' | 'resendBoundProfilePackage' | 'installResult' | 'cancelSession';
 
 /**
- * The RSP session's own small state machine (notes §5.2): the states each ES9+ step may run in, and
- * the state it leaves the session in ('ended': the row is deleted). initiateAuthentication creates a
- * session 'initiated'; expiry ends any.
+ * The RSP session's own small state machine (SGP.22 §3.1.3; docs/protocol.md#rsp-session-states): the
+ * states each ES9+ step may run in, and the state it leaves the session in ('ended': the row is
+ * deleted). initiateAuthentication creates a session 'initiated'; expiry ends any.
  */
 export const SESSION_STEPS: Readonly<Record<SessionStep, { from: readonly SessionState[]; to: SessionState | 'ended' }>> = {
   authenticateClient: { from: ['initiated'], to: 'authenticated' },

@@ -1,5 +1,6 @@
 /**
- * The one state machine of a profile and its download order (notes §5.1; docs/state-machine.md).
+ * The one state machine of a profile and its download order (docs/protocol.md#profile-states;
+ * docs/state-machine.md).
  * Every change the server makes to a profile's state, and every protocol step that is recorded
  * against a profile without changing its state (authenticated, confirmation code refused, BPP
  * re-sent, enabled/disabled), is an action of TRANSITIONS and goes through `transition()`, inside
@@ -23,7 +24,7 @@
  * A profile deleted on its eUICC goes to Unavailable (device_state 'Deleted'), not back to
  * Available: SGP.22 makes Unavailable the final state of a profile whose ICCID must not be used
  * again, and an ICCID that was on a device (with its Ki/OPc, now known to that device's history and
- * to the network) is not handed out a second time (notes §5.1).
+ * to the network) is not handed out a second time (docs/protocol.md#profile-states).
  *
  * What follows from a change is not written here: modules register listeners (`onProfileChange`).
  * The history listener (profile_events) is this module's own; ES2+ adds the operator's progress

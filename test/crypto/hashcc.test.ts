@@ -1,7 +1,7 @@
 import t from 'tap';
 import { confirmationCodeDigest, hashCc, sha256 } from '../../src/crypto/hashcc.js';
 
-t.test('hashCc vector of notes §5.2', async (t) => {
+t.test('hashCc vector of docs/protocol.md#confirmation-code', async (t) => {
   const tid = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
   const d = confirmationCodeDigest('12345678');
   t.equal(d.length, 32);

@@ -8,7 +8,7 @@ const Z = h('c9a993dd4879a8f7161f2085410edd4f9652f1df37be097ba96ba2ca6be528fe');
 const EID = '89049032123451234512345678901235';
 const HOST_ID = h('8080808080808080');
 
-t.test('session keys of notes §3.2', async (t) => {
+t.test('session keys of docs/protocol.md#key-agreement-and-kdf', async (t) => {
   const k = deriveSessionKeys(Z, HOST_ID, EID);
   t.equal(k.mcv.toString('hex'), '406d507b448a699e7a36a38494debbde');
   t.equal(k.sEnc.toString('hex'), '472f5bfadd97f21d34f3ce9b51b92751');

@@ -15,7 +15,7 @@ const seq16 = (first: number) => Buffer.from(Array.from({ length: 16 }, (_, i) =
 const PPK: SessionKeys = { sEnc: seq16(1), sMac: seq16(2), mcv: seq16(0) };
 
 const CONFIGURE_ISDP = h('bf2400');
-// notes §2.2 example metadata
+// a GSMA test profile's metadata (BF25, docs/protocol.md#metadata-and-preparedownload)
 const METADATA = Buffer.concat([h('bf252d5a0a98001032547698103214'), h('9109'), Buffer.from('GSMA_TEST'),
   h('9211'), Buffer.from('GSMA_TEST_PROFILE'), h('950100')]);
 const RSK = Buffer.concat([h('bf2636 8010'), PPK.mcv, h('8110'), PPK.sEnc, h('8210'), PPK.sMac]);
@@ -36,7 +36,7 @@ t.test('segment limits', async (t) => {
   t.throws(() => new Scp03tWriter({ ...KEYS, sEnc: Buffer.alloc(15) }), CryptoError);
 });
 
-t.test('BPP vectors of notes §3.3', async (t) => {
+t.test('BPP vectors of docs/protocol.md#scp03t-protection-of-the-bpp', async (t) => {
   const w = new Scp03tWriter(KEYS);
   t.equal(w.encrypted(0x87, CONFIGURE_ISDP).toString('hex'), '8718f6fe031e4b9cfe87c8e1e62f3fde85c49412d7722a6a2d89', 'ConfigureISDP, C=1');
   t.equal(METADATA.length, 0x30);

@@ -1,7 +1,7 @@
 /**
  * Refused orders, refused eUICCs and malformed requests: each gives its documented status
- * (notes §1.5) with HTTP 200 and leaves no trace in state; no request on an ES9+ path is ever
- * answered with HTTP 500.
+ * (docs/protocol.md#es9-functions) with HTTP 200 and leaves no trace in state; no request on an ES9+
+ * path is ever answered with HTTP 500.
  */
 import t from 'tap';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';

@@ -1,5 +1,6 @@
 /**
- * Each tampering case gives its documented status (notes §1.5) and leaves no trace in state.
+ * Each tampering case gives its documented status (docs/protocol.md#es9-functions) and leaves no
+ * trace in state.
  *
  * The simulated LPA drives a real download; the request is changed on the wire (Wire, in
  * test/helpers) or replayed afterwards, and the server's profiles, profile_events and notifications
