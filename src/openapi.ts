@@ -46,6 +46,9 @@ export const SECURITY_SCHEMES = {
 type Security = Array<Record<string, string[]>>;
 const OPERATOR: Security = [{ operatorApiKey: [] }, { operatorBearer: [] }];
 
+/** Spread into a family route's schema that only the group's operator may call (no member token). */
+export const OPERATOR_ONLY = { security: OPERATOR };
+
 /** The security requirement of a route by its path (a route's schema.security overrides it). */
 export function securityOf(url: string): Security {
   if (url.startsWith('/admin')) return [{ adminToken: [] }];

@@ -9,7 +9,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import type { Database, Queryable } from '../db/db.js';
 import { ApiError } from '../http/api-error.js';
-import { errorReply, jsonReply, nullableString, type ErrorExample } from '../openapi.js';
+import { errorReply, jsonReply, OPERATOR_ONLY, nullableString, type ErrorExample } from '../openapi.js';
 import { loadSchemas } from '../schemas.js';
 import {
   checkGroupOperator, checkIsOperator, checkMayIssue, checkMayReadGroup, checkMayReadMember, checkMaySetCaps,
@@ -179,12 +179,12 @@ export async function familyRoutes(app: FastifyInstance, deps: FamilyDeps) {
     ({ [status]: jsonReply(description, schema, example), ...more });
 
   // ---- groups
-  route<{ name: string }>('POST', '/groups', { summary: 'Create a family group (operator)', body: s('group.create'), response: ok(201, 'The group', groupSchema, groupExample, { 403: E[403] }) }, async ({ principal, q, body }) => {
+  route<{ name: string }>('POST', '/groups', { ...OPERATOR_ONLY, summary: 'Create a family group (operator)', body: s('group.create'), response: ok(201, 'The group', groupSchema, groupExample, { 403: E[403] }) }, async ({ principal, q, body }) => {
     checkIsOperator(principal, 'create groups');
     return publicGroup(await createGroup(q, principal.operator.id, body.name));
   }, 201);
 
-  route('GET', '/groups', { summary: "The operator's family groups", response: ok(200, 'The groups', open({ groups: { type: 'array', items: groupSchema } }, ['groups']), { groups: [groupExample] }, { 403: E[403] }) }, async ({ principal, q }) => {
+  route('GET', '/groups', { ...OPERATOR_ONLY, summary: "The operator's family groups", response: ok(200, 'The groups', open({ groups: { type: 'array', items: groupSchema } }, ['groups']), { groups: [groupExample] }, { 403: E[403] }) }, async ({ principal, q }) => {
     checkIsOperator(principal, 'list groups');
     return { groups: (await listGroups(q, principal.operator.id)).map(publicGroup) };
   });
@@ -195,19 +195,19 @@ export async function familyRoutes(app: FastifyInstance, deps: FamilyDeps) {
     return { ...publicGroup(g), members: (await listMembers(q, g.id)).map(publicMember) };
   });
 
-  route<{ name: string }>('PATCH', '/groups/:gid', { summary: 'Rename a group (operator)', params: G, body: s('group.update'), response: ok(200, 'The group', groupSchema, groupExample, { 403: E[403], 404: E[404] }) }, async ({ principal, q, body, params: p }) => {
+  route<{ name: string }>('PATCH', '/groups/:gid', { ...OPERATOR_ONLY, summary: 'Rename a group (operator)', params: G, body: s('group.update'), response: ok(200, 'The group', groupSchema, groupExample, { 403: E[403], 404: E[404] }) }, async ({ principal, q, body, params: p }) => {
     const g = await loadGroup(q, p.gid, true);
     checkGroupOperator(principal, g, 'change the group');
     return publicGroup(await renameGroup(q, g.id, body.name));
   });
 
-  route('DELETE', '/groups/:gid', { summary: "Delete a group: its members' pending orders are cancelled (operator)", params: G, response: ok(200, 'What was deleted, and what happened to each profile', open({ deleted: { type: 'string' }, profiles: releasedSchema }, ['deleted', 'profiles']), { deleted: 'fg_3k9x2', profiles: [] }, { 403: E[403], 404: E[404] }) }, async ({ principal, q, params: p, by }) => {
+  route('DELETE', '/groups/:gid', { ...OPERATOR_ONLY, summary: "Delete a group: its members' pending orders are cancelled (operator)", params: G, response: ok(200, 'What was deleted, and what happened to each profile', open({ deleted: { type: 'string' }, profiles: releasedSchema }, ['deleted', 'profiles']), { deleted: 'fg_3k9x2', profiles: [] }, { 403: E[403], 404: E[404] }) }, async ({ principal, q, params: p, by }) => {
     const g = await loadGroup(q, p.gid, true);
     checkGroupOperator(principal, g, 'delete the group');
     return { deleted: g.id, profiles: await deleteGroup(q, g, by) };
   });
 
-  route<Plan>('PUT', '/groups/:gid/plan', { summary: "Set the group's shared plan (operator)", params: G, body: s('plan'), response: ok(200, 'The group', groupSchema, groupExample, { 400: errorReply(400, { error: 'invalid', message: 'unknown profile type nope' }), 403: E[403], 404: E[404] }) }, async ({ principal, q, body, params: p }) => {
+  route<Plan>('PUT', '/groups/:gid/plan', { ...OPERATOR_ONLY, summary: "Set the group's shared plan (operator)", params: G, body: s('plan'), response: ok(200, 'The group', groupSchema, groupExample, { 400: errorReply(400, { error: 'invalid', message: 'unknown profile type nope' }), 403: E[403], 404: E[404] }) }, async ({ principal, q, body, params: p }) => {
     const g = await loadGroup(q, p.gid, true);
     checkGroupOperator(principal, g, 'set the plan');
     return publicGroup(await setPlan(q, g, body));
@@ -221,7 +221,7 @@ export async function familyRoutes(app: FastifyInstance, deps: FamilyDeps) {
 
   // ---- members
   route<{ name: string; role: Role; caps?: Caps }>('POST', '/groups/:gid/members', {
-    summary: "Add a member; the answer carries the member's bearer token once (operator)", params: G, body: s('member.create'),
+    ...OPERATOR_ONLY, summary: "Add a member; the answer carries the member's bearer token once (operator)", params: G, body: s('member.create'),
     response: ok(201, 'The member, with its token (shown once)', { ...memberSchema, required: [...memberSchema.required, 'token'], properties: { ...memberSchema.properties, token: { type: 'string' } } }, { ...memberExample, token: 'fam_0123456789abcdefghijABCDEFGHIJ_-xy' }, { 403: E[403], 404: E[404], 409: E[409]({ error: 'conflict', message: 'group fg_3k9x2 already has an owner' }) }),
   }, async ({ principal, q, body, params: p }) => {
     const g = await loadGroup(q, p.gid, true);
@@ -236,13 +236,13 @@ export async function familyRoutes(app: FastifyInstance, deps: FamilyDeps) {
     return memberView(q, await loadMember(q, g, p.mid));
   });
 
-  route<{ name?: string; role?: Role }>('PATCH', '/groups/:gid/members/:mid', { summary: 'Rename a member or change its role (operator)', params: GM, body: s('member.update'), response: ok(200, 'The member', memberSchema, memberExample, { 403: E[403], 404: E[404], 409: E[409]({ error: 'conflict', message: 'group fg_3k9x2 already has an owner' }) }) }, async ({ principal, q, body, params: p }) => {
+  route<{ name?: string; role?: Role }>('PATCH', '/groups/:gid/members/:mid', { ...OPERATOR_ONLY, summary: 'Rename a member or change its role (operator)', params: GM, body: s('member.update'), response: ok(200, 'The member', memberSchema, memberExample, { 403: E[403], 404: E[404], 409: E[409]({ error: 'conflict', message: 'group fg_3k9x2 already has an owner' }) }) }, async ({ principal, q, body, params: p }) => {
     const g = await loadGroup(q, p.gid, true);
     checkGroupOperator(principal, g, 'change members');
     return publicMember(await updateMember(q, await loadMember(q, g, p.mid, true), body));
   });
 
-  route('DELETE', '/groups/:gid/members/:mid', { summary: "Remove a member: its lines go and their pending orders are cancelled (operator)", params: GM, response: ok(200, 'What was removed', open({ removed: { type: 'string' }, profiles: releasedSchema }, ['removed', 'profiles']), { removed: 'fm_7q2', profiles: [] }, { 403: E[403], 404: E[404] }) }, async ({ principal, q, params: p, by }) => {
+  route('DELETE', '/groups/:gid/members/:mid', { ...OPERATOR_ONLY, summary: "Remove a member: its lines go and their pending orders are cancelled (operator)", params: GM, response: ok(200, 'What was removed', open({ removed: { type: 'string' }, profiles: releasedSchema }, ['removed', 'profiles']), { removed: 'fm_7q2', profiles: [] }, { 403: E[403], 404: E[404] }) }, async ({ principal, q, params: p, by }) => {
     const g = await loadGroup(q, p.gid, true);
     checkGroupOperator(principal, g, 'remove members');
     const m = await loadMember(q, g, p.mid, true);
@@ -261,7 +261,7 @@ export async function familyRoutes(app: FastifyInstance, deps: FamilyDeps) {
   });
 
   // ---- lines
-  route<NewLine>('POST', '/groups/:gid/members/:mid/lines', { summary: 'Add a line (device) to a member (operator)', params: GM, body: s('line.create'), response: ok(201, 'The line', lineSchema, lineExample, { 403: E[403], 404: E[404], 409: E[409]({ error: 'conflict', message: '447700900001 is already used by line fl_9d1; an own number belongs to one line' }) }) }, async ({ principal, q, body, params: p }) => {
+  route<NewLine>('POST', '/groups/:gid/members/:mid/lines', { ...OPERATOR_ONLY, summary: 'Add a line (device) to a member (operator)', params: GM, body: s('line.create'), response: ok(201, 'The line', lineSchema, lineExample, { 403: E[403], 404: E[404], 409: E[409]({ error: 'conflict', message: '447700900001 is already used by line fl_9d1; an own number belongs to one line' }) }) }, async ({ principal, q, body, params: p }) => {
     const g = await loadGroup(q, p.gid, true);
     checkGroupOperator(principal, g, 'add lines');
     return publicLine(await createLine(q, g, await loadMember(q, g, p.mid), body));
@@ -275,14 +275,14 @@ export async function familyRoutes(app: FastifyInstance, deps: FamilyDeps) {
     return publicLine(l, l.iccid ? profiles.get(l.iccid) : undefined);
   });
 
-  route<Partial<NewLine>>('PATCH', '/groups/:gid/members/:mid/lines/:lid', { summary: 'Change a line (operator)', params: GML, body: s('line.update'), response: ok(200, 'The line', lineSchema, lineExample, { 403: E[403], 404: E[404], 409: E[409]({ error: 'conflict', message: '447700900001 is the own number of line fl_9d1' }) }) }, async ({ principal, q, body, params: p }) => {
+  route<Partial<NewLine>>('PATCH', '/groups/:gid/members/:mid/lines/:lid', { ...OPERATOR_ONLY, summary: 'Change a line (operator)', params: GML, body: s('line.update'), response: ok(200, 'The line', lineSchema, lineExample, { 403: E[403], 404: E[404], 409: E[409]({ error: 'conflict', message: '447700900001 is the own number of line fl_9d1' }) }) }, async ({ principal, q, body, params: p }) => {
     const g = await loadGroup(q, p.gid, true);
     checkGroupOperator(principal, g, 'change lines');
     const l = await loadLine(q, await loadMember(q, g, p.mid), p.lid, true);
     return publicLine(await updateLine(q, g, l, body));
   });
 
-  route('DELETE', '/groups/:gid/members/:mid/lines/:lid', { summary: "Remove a line; its pending order is cancelled (operator)", params: GML, response: ok(200, 'What was removed', open({ removed: { type: 'string' }, profile: { ...open({}), nullable: true } }, ['removed', 'profile']), { removed: 'fl_9d1', profile: null }, { 403: E[403], 404: E[404] }) }, async ({ principal, q, params: p, by }) => {
+  route('DELETE', '/groups/:gid/members/:mid/lines/:lid', { ...OPERATOR_ONLY, summary: "Remove a line; its pending order is cancelled (operator)", params: GML, response: ok(200, 'What was removed', open({ removed: { type: 'string' }, profile: { ...open({}), nullable: true } }, ['removed', 'profile']), { removed: 'fl_9d1', profile: null }, { 403: E[403], 404: E[404] }) }, async ({ principal, q, params: p, by }) => {
     const g = await loadGroup(q, p.gid, true);
     checkGroupOperator(principal, g, 'remove lines');
     const l = await loadLine(q, await loadMember(q, g, p.mid), p.lid, true);
@@ -306,7 +306,7 @@ export async function familyRoutes(app: FastifyInstance, deps: FamilyDeps) {
   }, 201);
 
   route<{ eid?: string }>('POST', '/groups/:gid/members/:mid/lines/:lid/move', {
-    summary: 'Move a line to a new device (operator); its old profile must be deleted or its order cancelled first',
+    ...OPERATOR_ONLY, summary: 'Move a line to a new device (operator); its old profile must be deleted or its order cancelled first',
     params: GML, body: s('move.request'),
     response: ok(200, 'The line, and its previous profile', { ...lineSchema, properties: { ...lineSchema.properties, previous: { ...open({ iccid: { type: 'string' }, state: { type: 'string' } }), nullable: true } } }, { ...lineExample, previous: null }, { 403: E[403], 404: E[404], 409: E[409]({ error: 'conflict', message: 'the line still has a profile on its old device: delete it or cancel its order first' }) }),
   }, async ({ principal, q, body, params: p, by }) => {

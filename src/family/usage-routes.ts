@@ -14,7 +14,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Database } from '../db/db.js';
 import { ApiError } from '../http/api-error.js';
-import { errorReply, jsonReply } from '../openapi.js';
+import { errorReply, jsonReply, OPERATOR_ONLY } from '../openapi.js';
 import { checkGroupOperator, checkMayReadGroup, checkMayReadMember, resolvePrincipal, type Principal } from './auth.js';
 import { listGroupEvents } from './events.js';
 import { getGroup, type GroupRow } from './store.js';
@@ -70,7 +70,7 @@ export async function familyUsageRoutes(app: FastifyInstance, deps: { db: Databa
   }
 
   route<{ kind: UsageKind; amount: number; hotspot?: boolean }>('POST', '/groups/:gid/lines/:lid/usage', {
-    summary: "Record a line's usage (data MB, voice minutes, SMS); answers allowed / throttled / blocked (operator)",
+    ...OPERATOR_ONLY, summary: "Record a line's usage (data MB, voice minutes, SMS); answers allowed / throttled / blocked (operator)",
     params: params('gid', 'lid'),
     body: {
       type: 'object', required: ['kind', 'amount'], additionalProperties: false,
@@ -116,7 +116,7 @@ export async function familyUsageRoutes(app: FastifyInstance, deps: { db: Databa
   });
 
   route<{ days?: number; seconds?: number }>('POST', '/groups/:gid/clock/advance', {
-    summary: "Move the group's clock forward (tests, QA); the cycle rolls over when its end is passed (operator)",
+    ...OPERATOR_ONLY, summary: "Move the group's clock forward (tests, QA); the cycle rolls over when its end is passed (operator)",
     params: params('gid'),
     body: { type: 'object', additionalProperties: false, properties: { days: { type: 'number', minimum: 0, maximum: 3650 }, seconds: { type: 'integer', minimum: 0, maximum: 315_360_000 } } },
     response: ok('The clock after the move', clockChangeSchema, clockChangeExample),
@@ -125,7 +125,7 @@ export async function familyUsageRoutes(app: FastifyInstance, deps: { db: Databa
     return advanceGroupClock(db, group.id, body);
   });
 
-  route('POST', '/groups/:gid/rollover', { summary: 'Move the group\'s clock to its next billing cycle: counters start from zero (operator)', params: params('gid'), response: ok('The clock after the rollover', clockChangeSchema, { ...clockChangeExample, rolledOver: true }) },
+  route('POST', '/groups/:gid/rollover', { ...OPERATOR_ONLY, summary: 'Move the group\'s clock to its next billing cycle: counters start from zero (operator)', params: params('gid'), response: ok('The clock after the rollover', clockChangeSchema, { ...clockChangeExample, rolledOver: true }) },
     async ({ principal, group }) => {
       checkGroupOperator(principal, group, 'roll the cycle over');
       return rollover(db, group.id);
