@@ -38,7 +38,7 @@ export interface Config {
   dbPoolSize: number;
   /** A PostgreSQL connection that is not established within this time fails (start-up: one line, exit 1). */
   dbConnectTimeoutMs: number;
-  /** Idle RSP sessions are dropped after this many seconds. */
+  /** An RSP session expires this many seconds after its initiateAuthentication. */
   sessionTtlSeconds: number;
   /**
    * Days of history kept: delivered callbacks, and notifications and order events of profiles in a
