@@ -1,5 +1,5 @@
 /**
- * Activation codes of orders (SGP.22 §4.1, notes §6): GET /admin/activation-codes/:matchingId as
+ * Activation codes of orders (SGP.22 §4.1, docs/protocol.md "Activation codes"): GET /admin/activation-codes/:matchingId as
  * text (`LPA:1$…`), and .png / .svg as a QR code (error-correction level ?ecl=L|M|Q|H, default M).
  */
 import type { FastifyInstance } from 'fastify';

@@ -1,5 +1,5 @@
 /**
- * ES2+.CancelOrder (notes §1.4): end a pending order. The profile becomes Available again (order
+ * ES2+.CancelOrder (SGP.22 §5.3.3): end a pending order. The profile becomes Available again (order
  * data cleared, ready for a new downloadOrder) or Unavailable for good; live RSP sessions of the
  * profile end with it.
  */

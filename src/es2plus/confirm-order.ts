@@ -1,7 +1,7 @@
 /**
- * ES2+.ConfirmOrder (notes §1.4): give a reserved profile its MatchingID (generated when none is
+ * ES2+.ConfirmOrder (SGP.22 §5.3.2): give a reserved profile its MatchingID (generated when none is
  * given; none at all for the default SM-DP+ case), an optional confirmation code (only its SHA-256
- * is stored, checked later as hashCc, notes §5.2) and release it now or later (releaseProfile).
+ * is stored, checked later as hashCc, docs/protocol.md "Confirmation code") and release it now or later (releaseProfile).
  */
 import type { Queryable } from '../db/db.js';
 import { confirmationCodeDigest } from '../crypto/hashcc.js';

@@ -1,4 +1,4 @@
-/** ES2+.DownloadOrder (notes §1.4): reserve one of the operator's Available profiles, optionally linked to an EID. */
+/** ES2+.DownloadOrder (SGP.22 §5.3.1): reserve one of the operator's Available profiles, optionally linked to an EID. */
 import type { Queryable } from '../db/db.js';
 import { check, FunctionFailed, SC } from '../errors.js';
 import type { OperatorRow } from '../operators/store.js';

@@ -1,4 +1,4 @@
-/** ES2+.ReleaseProfile (notes §1.4): a Confirmed order becomes downloadable (Released). */
+/** ES2+.ReleaseProfile (SGP.22 §5.3.4): a Confirmed order becomes downloadable (Released). */
 import { transition } from '../orders/state-machine.js';
 import { callDetail, checkIccid, lockOwnedProfile, type Es2Context } from './auth.js';
 

@@ -1,5 +1,5 @@
 /**
- * The ES2+ operator functions (paths /gsma/rsp2/es2plus/*, notes §1.4): authentication, request
+ * The ES2+ operator functions (paths /gsma/rsp2/es2plus/*, SGP.22 §5.3; docs/protocol.md "ES2+ functions and callbacks"): authentication, request
  * header, schemas and status rendering, in the style of the ES9+ routes (HTTP 200 with
  * header.functionExecutionStatus, also for failures).
  */
@@ -17,12 +17,12 @@ export const ES2_PREFIX = '/gsma/rsp2/es2plus';
 
 type Validation = Array<{ keyword: string; instancePath?: string; message?: string; params?: { missingProperty?: string } }>;
 
-/** The status of an invalid value of these identifiers: the field's own 2.1 (notes §1.4). */
+/** The status of an invalid value of these identifiers: the field's own 2.1 (SGP.22 §5.3, docs/protocol.md "ES2+ functions and callbacks"). */
 const FIELD_INVALID: Record<string, StatusCode> = { '/eid': SC.eidInvalid, '/iccid': SC.iccidInvalid, '/matchingId': SC.matchingIdInvalid };
 
 /**
  * A schema failure as an SGP.22 status: 1.3.1/2.2 (missing) or 1.3.1/2.1 (invalid), except
- * cancelOrder without iccid or finalProfileStatusIndicator, 8.2.1/2.2 (notes §1.5), and an invalid
+ * cancelOrder without iccid or finalProfileStatusIndicator, 8.2.1/2.2 (SGP.22 §5.3.3, docs/protocol.md), and an invalid
  * EID, ICCID or MatchingID (too long, NUL or an unpaired surrogate in it): 8.1.1/2.1, 8.2.1/2.1, 8.2.6/2.1.
  */
 export function es2Failure(fn: string, err: unknown, log: FastifyRequest['log']): FunctionFailed {
