@@ -28,19 +28,22 @@ export function loadSchemas(area: string): Map<string, JsonSchema> {
  * its JSON pointer (`/header/functionCallIdentifier`), or undefined when there is none. PostgreSQL
  * refuses NUL in text and turns a lone surrogate into U+FFFD, so neither may reach the database.
  */
-export function badTextAt(value: unknown, path = ''): string | undefined {
-  if (typeof value === 'string') return isBadText(value) ? path : undefined;
-  if (value === null || typeof value !== 'object') return undefined;
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const at = badTextAt(value[i], `${path}/${i}`);
-      if (at !== undefined) return at;
+export function badTextAt(value: unknown): string | undefined {
+  // Iterative (a request body may nest arrays a million deep): [value, its pointer] pairs to visit.
+  const todo: Array<[unknown, string]> = [[value, '']];
+  while (todo.length) {
+    const [v, path] = todo.pop()!;
+    if (typeof v === 'string') {
+      if (isBadText(v)) return path;
+    } else if (v !== null && typeof v === 'object') {
+      if (Array.isArray(v)) {
+        for (let i = v.length - 1; i >= 0; i--) todo.push([v[i], `${path}/${i}`]);
+      } else {
+        const keys = Object.keys(v);
+        for (const k of keys) if (isBadText(k)) return `${path}/${pointerToken(k)}`;
+        for (let i = keys.length - 1; i >= 0; i--) todo.push([(v as Record<string, unknown>)[keys[i]!], `${path}/${pointerToken(keys[i]!)}`]);
+      }
     }
-    return undefined;
-  }
-  for (const k of Object.keys(value)) {
-    const at = isBadText(k) ? `${path}/${pointerToken(k)}` : badTextAt((value as Record<string, unknown>)[k], `${path}/${pointerToken(k)}`);
-    if (at !== undefined) return at;
   }
   return undefined;
 }

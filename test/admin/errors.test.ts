@@ -156,6 +156,8 @@ t.test('numbers and dates past what the database holds: 400 naming the field', a
   apiError(t, await inject({ method: 'POST', url: '/admin/orders', payload: { eid: 12 } }), 400, 'invalid', { field: 'body.eid' }, 'a number for a string');
   apiError(t, await inject({ method: 'POST', url: '/admin/orders', payload: [] }), 400, 'invalid', { field: 'body' }, 'an array for the body');
   apiError(t, await inject({ method: 'POST', url: '/admin/orders', headers: { 'content-type': 'application/json' }, payload: '{"count":' }), 400, 'invalid', { field: 'body' }, 'malformed JSON');
+  const deep = `{"type":"default","format":"json","data":${'['.repeat(500_000)}${']'.repeat(500_000)}}`;
+  apiError(t, await inject({ method: 'POST', url: '/admin/inventory/import', headers: { 'content-type': 'application/json' }, payload: deep }), 400, 'invalid', undefined, 'an import nested half a million deep');
   apiError(t, await inject({ method: 'POST', url: '/admin/orders', headers: { 'content-type': 'application/xml' }, payload: '<x/>' }), 415, 'unsupportedMediaType', undefined, 'application/xml');
   apiError(t, await inject({ method: 'POST', url: '/admin/orders', headers: { 'content-type': 'text/plain' }, payload: 'x' }), 400, 'invalid', { field: 'body' }, 'text for the body');
 
