@@ -165,8 +165,3 @@ export function decodeAll(input: Buffer | Uint8Array): Tlv[] {
   }
   return out;
 }
-
-/** Decodes the expected tag, or throws a DerError naming what was found. */
-export function decodeAs(input: Buffer | Uint8Array, tag: number): Tlv {
-  return decode(input).expect(tag);
-}

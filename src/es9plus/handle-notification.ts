@@ -12,7 +12,7 @@ import { FunctionFailed } from '../errors.js';
 import { applyChange, profileColumns, transition, type ProfileContext, type SqlPart } from '../orders/state-machine.js';
 import type { ProfileRow } from '../orders/store.js';
 import { iccidFromEf } from '../rsp/identifiers.js';
-import { decodePendingNotification, type OtherSignedNotification, type ProfileInstallationResult } from '../rsp/notification.js';
+import { decodePendingNotification, NOTIFICATION_OPERATIONS as OPERATIONS, type OtherSignedNotification, type ProfileInstallationResult } from '../rsp/notification.js';
 import { KEY_LOOKUPS, type Es9Deps } from './context.js';
 import { sessionEuiccCertificate, verifyEuiccChain } from './certificates.js';
 import { b64 } from './input.js';
@@ -23,7 +23,6 @@ export interface HandleNotificationRequest {
   pendingNotification: string;
 }
 
-const OPERATIONS = ['install', 'enable', 'disable', 'delete'] as const;
 const DEVICE_STATE = { enable: 'Enabled', disable: 'Disabled', delete: 'Deleted' } as const;
 
 interface Recorded {

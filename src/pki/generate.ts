@@ -11,6 +11,7 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { CURVES, type CurveName } from '../crypto/curves.js';
 import { RSP_ROLE, type Certificate } from '../crypto/x509.js';
 import { encodeOidValue } from '../der/types.js';
+import { eidCheckDigits, eidChecksumOk, eidWithCheckDigits } from '../rsp/identifiers.js';
 import { issueCertificate, PkiError, type NameSpec } from './issue.js';
 import { certPath, CREDENTIAL_KINDS, CURVE_NAMES, keyPath, type CredentialKind } from './layout.js';
 import { issueEuiccCredentials, privateKeyToPem } from './load.js';
@@ -53,22 +54,10 @@ export interface GeneratedPki {
   files: string[];
 }
 
-/** The two check digits that make a 32-digit EID ≡ 1 (mod 97) (ISO 7064 MOD 97-10, as in IBANs). */
-export function eidCheckDigits(first30: string): string {
-  if (!/^\d{30}$/.test(first30)) throw new PkiError('invalidEid', `need the first 30 EID digits: ${first30}`);
-  const r = BigInt(`${first30}00`) % 97n;
-  return String(98n - r).padStart(2, '0');
-}
-
-/** first30 followed by its check digits. */
-export function eidWithCheckDigits(first30: string): string {
-  return first30 + eidCheckDigits(first30);
-}
-
-/** int(EID) mod 97 == 1 for a 32-digit EID. */
-export function eidChecksumValid(eid: string): boolean {
-  return /^\d{32}$/.test(eid) && BigInt(eid) % 97n === 1n;
-}
+/** @deprecated EID check digits are defined in src/rsp/identifiers.ts; import them from there. */
+export { eidCheckDigits, eidWithCheckDigits };
+/** @deprecated eidChecksumOk in src/rsp/identifiers.ts. */
+export const eidChecksumValid = eidChecksumOk;
 
 /** A valid EID under the EIN prefix: prefix, zeros, a 1, check digits. */
 export function sampleEid(einPrefix: string = PKI_DEFAULTS.einPrefix): string {

@@ -9,27 +9,9 @@
 import { decode, tlv, type Tlv } from '../der/tlv.js';
 import { integer, readUint, readUtf8, utf8 } from '../der/types.js';
 import { decodeEuiccInfo2Tlv, encodeEuiccInfo2, TAG_EUICC_INFO2, type EuiccInfo2 } from './euiccinfo.js';
-import {
-  bytesOr,
-  certificateBytes,
-  certificateOf,
-  checkLength,
-  encodeSignatureDo,
-  guard,
-  kids,
-  malformed,
-  need,
-  opt,
-  read,
-  RspError,
-  signatureOf,
-  sized,
-  TAG_SIGNATURE,
-  top,
-  transactionIdOf,
-  type Bytes,
-  type WithRaw,
-} from './errors.js';
+import { bytesOr, checkLength, guard, kids, malformed, need, opt, read, sized, top, type Bytes, type WithRaw } from '../der/read.js';
+import { certificateBytes, certificateOf, encodeSignatureDo, signatureOf, TAG_SIGNATURE, transactionIdOf } from './data-objects.js';
+import { RspError } from './errors.js';
 
 export const TAG_AUTHENTICATE_SERVER = 0xbf38;
 

@@ -3,23 +3,9 @@
  * input of smdpSign (notes §2.5), assembly, decoding and lpac's loading pieces (notes §8).
  */
 import { tagHex, tlv, type Tlv } from '../der/tlv.js';
-import {
-  checkLength,
-  encodeSignatureDo,
-  guard,
-  kids,
-  malformed,
-  need,
-  RspError,
-  signatureOf,
-  sized,
-  TAG_OTPK,
-  TAG_SIGNATURE,
-  top,
-  transactionIdOf,
-  type Bytes,
-  type WithRaw,
-} from './errors.js';
+import { checkLength, guard, kids, malformed, need, sized, top, type Bytes, type WithRaw } from '../der/read.js';
+import { encodeSignatureDo, signatureOf, TAG_OTPK, TAG_SIGNATURE, transactionIdOf } from './data-objects.js';
+import { RspError } from './errors.js';
 
 export const TAG_BPP = 0xbf36;
 export const TAG_INITIALISE_SECURE_CHANNEL = 0xbf23;

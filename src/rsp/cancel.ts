@@ -5,23 +5,8 @@
  */
 import { tlv, type Tlv } from '../der/tlv.js';
 import { decodeOidValue, encodeOidValue, integer, readUint } from '../der/types.js';
-import {
-  bytesOr,
-  checkLength,
-  encodeSignatureDo,
-  guard,
-  kids,
-  malformed,
-  need,
-  opt,
-  read,
-  signatureOf,
-  TAG_SIGNATURE,
-  top,
-  transactionIdOf,
-  type Bytes,
-  type WithRaw,
-} from './errors.js';
+import { bytesOr, checkLength, guard, kids, malformed, need, opt, read, top, type Bytes, type WithRaw } from '../der/read.js';
+import { encodeSignatureDo, signatureOf, TAG_SIGNATURE, transactionIdOf } from './data-objects.js';
 
 export const TAG_CANCEL_SESSION = 0xbf41;
 

@@ -7,28 +7,8 @@
  */
 import { tlv, type Tlv } from '../der/tlv.js';
 import { bool, integer, namedBits, readBool, readNamedBits, readUint, readUtf8, utf8 } from '../der/types.js';
-import {
-  bytesOr,
-  certificateBytes,
-  certificateOf,
-  checkLength,
-  encodeSignatureDo,
-  guard,
-  kids,
-  listOf,
-  malformed,
-  need,
-  opt,
-  read,
-  signatureOf,
-  sized,
-  TAG_OTPK,
-  TAG_SIGNATURE,
-  top,
-  transactionIdOf,
-  type Bytes,
-  type WithRaw,
-} from './errors.js';
+import { bytesOr, checkLength, guard, kids, listOf, malformed, need, opt, read, sized, top, type Bytes, type WithRaw } from '../der/read.js';
+import { certificateBytes, certificateOf, encodeSignatureDo, signatureOf, TAG_OTPK, TAG_SIGNATURE, transactionIdOf } from './data-objects.js';
 
 export const TAG_STORE_METADATA = 0xbf25;
 export const TAG_PREPARE_DOWNLOAD = 0xbf21;
@@ -43,8 +23,8 @@ export const DOWNLOAD_ERROR = {
   undefinedError: 127,
 } as const;
 
-/** NotificationEvent bit numbers (profileManagementOperation). */
-export const NOTIFICATION_EVENT = { install: 0, enable: 1, disable: 2, delete: 3 } as const;
+/** NotificationEvent bit numbers (defined in notification.ts; re-exported for the metadata's notificationConfigurationInfo). */
+export { NOTIFICATION_EVENT } from './notification.js';
 
 export interface NotificationConfigurationInfo {
   /** NotificationEvent bit numbers. */

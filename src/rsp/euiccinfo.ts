@@ -1,7 +1,7 @@
 /** EUICCInfo1 (`BF20`) and EUICCInfo2 (`BF22`), notes §2.1. */
 import { tlv, type Tlv } from '../der/tlv.js';
 import { namedBits, readNamedBits, readUint, readUtf8, integer, utf8 } from '../der/types.js';
-import { checkLength, guard, kids, listOf, malformed, need, opt, read, sized, top, type Bytes, type WithRaw } from './errors.js';
+import { checkLength, guard, kids, listOf, malformed, need, opt, read, sized, top, type Bytes, type WithRaw } from '../der/read.js';
 
 export const TAG_EUICC_INFO1 = 0xbf20;
 export const TAG_EUICC_INFO2 = 0xbf22;

@@ -8,26 +8,14 @@
  */
 import { decode, tagHex, tlv, type Tlv } from '../der/tlv.js';
 import { decodeOidValue, encodeOidValue, integer, namedBits, readNamedBits, readUint, readUtf8, utf8 } from '../der/types.js';
-import {
-  bytesOr,
-  certificateBytes,
-  certificateOf,
-  checkLength,
-  encodeSignatureDo,
-  guard,
-  kids,
-  malformed,
-  need,
-  opt,
-  read,
-  signatureOf,
-  sized,
-  TAG_SIGNATURE,
-  top,
-  transactionIdOf,
-  type Bytes,
-  type WithRaw,
-} from './errors.js';
+import { bytesOr, checkLength, guard, kids, malformed, need, opt, read, sized, top, type Bytes, type WithRaw } from '../der/read.js';
+import { certificateBytes, certificateOf, encodeSignatureDo, signatureOf, TAG_SIGNATURE, transactionIdOf } from './data-objects.js';
+
+/** NotificationEvent bit numbers (profileManagementOperation, SGP.22 §5.7.9 NotificationMetadata). */
+export const NOTIFICATION_EVENT = { install: 0, enable: 1, disable: 2, delete: 3 } as const;
+export type NotificationOperationName = keyof typeof NOTIFICATION_EVENT;
+/** The operation names by bit number (`NOTIFICATION_OPERATIONS[NOTIFICATION_EVENT.enable] === 'enable'`). */
+export const NOTIFICATION_OPERATIONS = ['install', 'enable', 'disable', 'delete'] as const satisfies readonly NotificationOperationName[];
 
 export const TAG_NOTIFICATION_METADATA = 0xbf2f;
 export const TAG_PIR_DATA = 0xbf27;

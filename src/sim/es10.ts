@@ -43,8 +43,36 @@ export const ES10 = {
 
 export type Es10Tag = (typeof ES10)[keyof typeof ES10];
 
+/** Result codes shared by Enable / Disable / Delete (SGP.22 §5.7.16–5.7.18), for the card and the LPA. */
+export const PROFILE_RESULT = {
+  ok: 0,
+  iccidOrAidNotFound: 1,
+  /** Enable and Delete: profileNotInDisabledState; Disable: profileNotInEnabledState. */
+  wrongState: 2,
+  disallowedByPolicy: 3,
+  wrongProfileReenabling: 4,
+  catBusy: 5,
+  undefinedError: 127,
+} as const;
+
+export type ProfileOperation = 'EnableProfile' | 'DisableProfile' | 'DeleteProfile';
+
+/** The codes each function can answer (SGP.22 §5.7.16–5.7.18). */
+const RESULTS_OF: Record<ProfileOperation, ReadonlyArray<keyof typeof PROFILE_RESULT>> = {
+  EnableProfile: ['ok', 'iccidOrAidNotFound', 'wrongState', 'disallowedByPolicy', 'wrongProfileReenabling', 'catBusy', 'undefinedError'],
+  DisableProfile: ['ok', 'iccidOrAidNotFound', 'wrongState', 'disallowedByPolicy', 'catBusy', 'undefinedError'],
+  DeleteProfile: ['ok', 'iccidOrAidNotFound', 'wrongState', 'disallowedByPolicy', 'undefinedError'],
+};
+
+/** SGP.22's name of a result code of `fn` (`profileNotInDisabledState`, …), or undefined for a code it does not define. */
+export function profileResultName(fn: ProfileOperation, code: number): string | undefined {
+  const name = RESULTS_OF[fn].find((k) => PROFILE_RESULT[k] === code);
+  if (name !== 'wrongState') return name;
+  return fn === 'DisableProfile' ? 'profileNotInEnabledState' : 'profileNotInDisabledState';
+}
+
 /** Profile states in ProfileInfo (tag 9F70). */
 export const PROFILE_STATE = { disabled: 0, enabled: 1 } as const;
 
-/** Notification operation bit numbers (NotificationEvent). */
-export const NOTIFICATION_EVENT = { install: 0, enable: 1, disable: 2, delete: 3 } as const;
+/** Notification operation bit numbers (NotificationEvent), defined in src/rsp/notification.ts. */
+export { NOTIFICATION_EVENT } from '../rsp/notification.js';

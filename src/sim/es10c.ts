@@ -6,7 +6,7 @@
  */
 import { decode, tlv, type Tlv } from '../der/tlv.js';
 import { integer, readBool, readNamedBits, readUtf8, utf8 } from '../der/types.js';
-import { ES10, NOTIFICATION_EVENT, PROFILE_STATE } from './es10.js';
+import { ES10, NOTIFICATION_EVENT, PROFILE_RESULT, PROFILE_STATE } from './es10.js';
 import type { CardState, ProfileRecord } from './state.js';
 
 /** What the ES10c handlers need from the card. */
@@ -18,17 +18,7 @@ export interface CardContext {
   changed(): void;
 }
 
-/** Result codes shared by Enable / Disable / Delete (SGP.22 §5.7.16–5.7.18). */
-export const PROFILE_RESULT = {
-  ok: 0,
-  iccidOrAidNotFound: 1,
-  /** Enable and Delete: profileNotInDisabledState; Disable: profileNotInEnabledState. */
-  wrongState: 2,
-  disallowedByPolicy: 3,
-  wrongProfileReenabling: 4,
-  catBusy: 5,
-  undefinedError: 127,
-} as const;
+export { PROFILE_RESULT };
 
 /** PprIds bit numbers. */
 export const PPR = { pprUpdateControl: 0, ppr1DisableNotAllowed: 1, ppr2DeleteNotAllowed: 2 } as const;

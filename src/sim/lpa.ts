@@ -16,9 +16,9 @@ import type { HttpClient, HttpResponse } from '../http/client.js';
 import { parseActivationCode } from '../rsp/activation-code.js';
 import { splitBppForLoading } from '../rsp/bpp.js';
 import { iccidFromEf, iccidToEf } from '../rsp/identifiers.js';
-import type { Es10Card } from './es10.js';
-
-export const ES9_PATH = '/gsma/rsp2/es9plus';
+import { ES9_PREFIX } from '../rsp/es9plus.js';
+import { NOTIFICATION_OPERATIONS, type NotificationOperationName } from '../rsp/notification.js';
+import { profileResultName, type Es10Card, type ProfileOperation } from './es10.js';
 
 /** Headers lpac sends on every ES9+ request (interop captures). */
 export const LPA_HEADERS: Readonly<Record<string, string>> = {
@@ -33,8 +33,7 @@ import { CANCEL_REASON } from '../rsp/cancel.js';
 /** lpac's default TAC (DeviceInfo.tac, 4 bytes). */
 export const DEFAULT_TAC = Buffer.from('35290611', 'hex');
 
-const NOTIFICATION_OPERATIONS = ['install', 'enable', 'disable', 'delete'] as const;
-export type NotificationOperation = (typeof NOTIFICATION_OPERATIONS)[number] | 'unknown';
+export type NotificationOperation = NotificationOperationName | 'unknown';
 
 export type LpaErrorCode =
   | 'activationCode' // the AC cannot be used
@@ -185,6 +184,22 @@ export interface ProfileInfo {
 
 const PROFILE_CLASS = ['test', 'provisioning', 'operational'] as const;
 
+/** What every step of one download uses. */
+interface DownloadStep {
+  client: HttpClient;
+  address: string;
+  progress: (step: string, detail?: string) => void;
+  opts: DownloadOptions;
+  timings: Record<string, number>;
+}
+
+/** The authenticateClient answer with its profileMetadata read. */
+interface AuthenticatedClient {
+  answer: Record<string, string>;
+  metadataRaw: Buffer;
+  metadata: ProfileMetadata;
+}
+
 const B64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 
 function fromB64(value: string, field: string): Buffer {
@@ -265,9 +280,6 @@ export function metadataFromBpp(bpp: Buffer): Buffer {
   return Buffer.concat(seq88.all(0x88).map((s) => s.value.subarray(0, Math.max(0, s.length - 8))));
 }
 
-const ENABLE_RESULT: Record<number, string> = { 1: 'iccidOrAidNotFound', 2: 'profileNotInDisabledState', 3: 'disallowedByPolicy', 4: 'wrongProfileReenabling', 5: 'catBusy', 127: 'undefinedError' };
-const DISABLE_RESULT: Record<number, string> = { 1: 'iccidOrAidNotFound', 2: 'profileNotInEnabledState', 3: 'disallowedByPolicy', 5: 'catBusy', 127: 'undefinedError' };
-const DELETE_RESULT: Record<number, string> = { 1: 'iccidOrAidNotFound', 2: 'profileNotInDisabledState', 3: 'disallowedByPolicy', 127: 'undefinedError' };
 
 export class Lpa {
   readonly #card: Es10Card;
@@ -307,7 +319,7 @@ export class Lpa {
     const t0 = performance.now();
     let res: HttpResponse;
     try {
-      res = await client.post(`${ES9_PATH}/${fn}`, body, headers);
+      res = await client.post(`${ES9_PREFIX}/${fn}`, body, headers);
     } catch (err) {
       throw new LpaError('http', `${fn}: ${(err as Error).message}`, { function: fn });
     } finally {
@@ -347,152 +359,31 @@ export class Lpa {
 
   /**
    * Downloads and installs the profile of an activation code (SGP.22 §3.1.3), as lpac's
-   * `profile download -a` does, then posts the PIR and removes it from the eUICC.
+   * `profile download -a` does, then posts the PIR and removes it from the eUICC. One method per
+   * step below; after initiateAuthentication any failure cancels the session on both sides.
    */
   async download(activationCode: string, opts: DownloadOptions = {}): Promise<DownloadResult> {
     const progress = this.#opts.progress ?? (() => {});
     const tStart = performance.now();
     this.#es10ms = 0;
     const timings: Record<string, number> = { initiateAuthentication: 0, authenticateClient: 0, getBoundProfilePackage: 0, handleNotification: 0 };
-
-    let matchingId: string | undefined;
-    let address: string;
-    if (activationCode === '' && this.#opts.smdpAddress) {
-      address = this.#opts.smdpAddress; // default SM-DP+ case: no MatchingID
-    } else {
-      let ac;
-      try {
-        ac = parseActivationCode(activationCode);
-      } catch (err) {
-        throw new LpaError('activationCode', (err as Error).message);
-      }
-      if (ac.confirmationCodeRequired && !opts.confirmationCode) {
-        throw new LpaError('confirmationCodeRequired', 'the activation code requires a confirmation code');
-      }
-      address = this.#opts.smdpAddress ?? ac.smdpAddress;
-      matchingId = ac.matchingId || undefined;
-    }
+    const { address, matchingId } = this.#target(activationCode, opts);
     const client = this.#opts.http ?? this.#clientFor(address);
+    const d: DownloadStep = { client, address, progress, opts, timings };
 
-    // ES10b.GetEUICCChallenge and GetEUICCInfo (lpac: challenge first)
-    progress('es10b_get_euicc_challenge_and_info', address);
-    const ch = parseTlv(await this.#es10(tlv(0xbf2e)), 0xbf2e, 'GetEuiccChallenge');
-    const challenge = ch.find(0x80)?.value;
-    if (!challenge || challenge.length !== 16) throw new LpaError('card', 'GetEuiccChallenge: no 16-byte euiccChallenge', { function: 'GetEuiccChallenge' });
-    const info1 = parseTlv(await this.#es10(tlv(0xbf20)), 0xbf20, 'GetEuiccInfo1').raw;
-
-    progress('es9p_initiate_authentication', address);
-    const ia = await this.#es9(
-      client,
-      'initiateAuthentication',
-      { smdpAddress: address, euiccChallenge: b64(challenge), euiccInfo1: b64(info1) },
-      ['transactionId', 'serverSigned1', 'serverSignature1', 'euiccCiPKIdToBeUsed', 'serverCertificate'],
-      timings,
-    );
+    const { challenge, info1 } = await this.#challengeAndInfo(d);
+    const ia = await this.#initiateAuthentication(d, challenge, info1);
     const tid = ia.transactionId!;
-    const tidBytes = Buffer.from(tid, 'hex');
 
     let metadata: ProfileMetadata;
-    let pirRaw: Buffer | undefined;
+    let pirRaw: Buffer;
     try {
-      // ES10b.AuthenticateServer with the server's bytes as received
-      const ctxParams1 = tlv(
-        0xa0,
-        matchingId !== undefined && tlv(0x80, Buffer.from(matchingId, 'utf8')),
-        tlv(0xa1, tlv(0x80, opts.tac ?? this.#opts.tac ?? DEFAULT_TAC), tlv(0xa1, this.#opts.deviceCapabilities ?? Buffer.alloc(0)), opts.imei && tlv(0x82, opts.imei)),
-      );
-      const asReq = tlv(
-        0xbf38,
-        fromB64(ia.serverSigned1!, 'serverSigned1'),
-        fromB64(ia.serverSignature1!, 'serverSignature1'),
-        fromB64(ia.euiccCiPKIdToBeUsed!, 'euiccCiPKIdToBeUsed'),
-        fromB64(ia.serverCertificate!, 'serverCertificate'),
-        ctxParams1,
-      );
-      progress('es10b_authenticate_server', address);
-      const asResp = parseTlv(await this.#es10(asReq), 0xbf38, 'AuthenticateServer');
-      const asBranch = firstChild(asResp, 'AuthenticateServer');
-      if (asBranch.tag !== 0xa0) {
-        const code = asBranch.find(0x02);
-        const n = code ? readUint(code) : undefined;
-        throw new LpaError('authenticateServer', `AuthenticateServer failed: authenticateErrorCode ${n ?? '?'}`, { function: 'AuthenticateServer', ...(n !== undefined ? { cardErrorCode: n } : {}) });
-      }
-
-      progress('es9p_authenticate_client', address);
-      const ac2 = await this.#es9(
-        client,
-        'authenticateClient',
-        { transactionId: tid, authenticateServerResponse: b64(asResp.raw) },
-        ['profileMetadata', 'smdpSigned2', 'smdpSignature2', 'smdpCertificate'],
-        timings,
-      );
-      const metadataRaw = fromB64(ac2.profileMetadata!, 'profileMetadata');
-      metadata = readMetadata(metadataRaw);
-      progress('es8p_metadata_parse', metadata.iccid);
-      if (opts.onMetadata && !(await opts.onMetadata(metadata))) {
-        throw new LpaError('cancelled', 'profile refused by the user');
-      }
-
-      const smdpSigned2 = fromB64(ac2.smdpSigned2!, 'smdpSigned2');
-      let ccRequired = false;
-      let signedTid: Buffer = tidBytes;
-      try {
-        const s2 = decode(smdpSigned2);
-        signedTid = s2.get(0x80).value;
-        const flag = s2.find(0x01);
-        ccRequired = !!flag && flag.value[0] !== 0;
-      } catch (err) {
-        throw new LpaError('badResponse', `smdpSigned2 malformed: ${(err as Error).message}`, { function: 'authenticateClient' });
-      }
-      if (ccRequired && !opts.confirmationCode) {
-        throw new LpaError('confirmationCodeRequired', 'the SM-DP+ requires a confirmation code');
-      }
-
-      // ES10b.PrepareDownload, hashCc = SHA-256(SHA-256(CC) || transactionId)
-      const pdReq = tlv(
-        0xbf21,
-        smdpSigned2,
-        fromB64(ac2.smdpSignature2!, 'smdpSignature2'),
-        ccRequired && tlv(0x04, hashCc(confirmationCodeDigest(opts.confirmationCode!), signedTid)),
-        fromB64(ac2.smdpCertificate!, 'smdpCertificate'),
-      );
-      progress('es10b_prepare_download', address);
-      const pdResp = parseTlv(await this.#es10(pdReq), 0xbf21, 'PrepareDownload');
-      const pdBranch = firstChild(pdResp, 'PrepareDownload');
-      if (pdBranch.tag !== 0xa0) {
-        const code = pdBranch.find(0x02);
-        const n = code ? readUint(code) : undefined;
-        throw new LpaError('prepareDownload', `PrepareDownload failed: downloadErrorCode ${n ?? '?'}`, { function: 'PrepareDownload', ...(n !== undefined ? { cardErrorCode: n } : {}) });
-      }
-
-      progress('es9p_get_bound_profile_package', address);
-      const gb = await this.#es9(client, 'getBoundProfilePackage', { transactionId: tid, prepareDownloadResponse: b64(pdResp.raw) }, ['boundProfilePackage'], timings);
-      const bpp = fromB64(gb.boundProfilePackage!, 'boundProfilePackage');
-
-      let pieces: Buffer[];
-      try {
-        if (opts.checkMetadata ?? true) {
-          const inBpp = metadataFromBpp(bpp);
-          if (!inBpp.equals(metadataRaw)) {
-            throw new LpaError('metadataMismatch', 'the StoreMetadataRequest in the BPP differs from profileMetadata');
-          }
-        }
-        pieces = splitBppForLoading(bpp);
-      } catch (err) {
-        if (err instanceof LpaError) throw err;
-        throw new LpaError('badResponse', `boundProfilePackage malformed: ${(err as Error).message}`, { function: 'getBoundProfilePackage' });
-      }
-
-      // ES10b.LoadBoundProfilePackage, piece by piece; the first non-empty answer is the PIR
-      progress('es10b_load_bound_profile_package', address);
-      for (const piece of pieces) {
-        const r = await this.#es10(piece);
-        if (r.length > 0) {
-          pirRaw = r;
-          break;
-        }
-      }
-      if (!pirRaw) throw new LpaError('card', 'LoadBoundProfilePackage: no ProfileInstallationResult', { function: 'LoadBoundProfilePackage' });
+      const asResp = await this.#authenticateServer(d, ia, matchingId);
+      const ac = await this.#authenticateClient(d, tid, asResp);
+      metadata = ac.metadata;
+      const pdResp = await this.#prepareDownload(d, ac, Buffer.from(tid, 'hex'));
+      const pieces = await this.#getBoundProfilePackage(d, tid, pdResp, ac.metadataRaw);
+      pirRaw = await this.#loadBoundProfilePackage(d, pieces);
     } catch (err) {
       if (!(err instanceof LpaError)) throw err;
       const reason =
@@ -508,6 +399,152 @@ export class Lpa {
     }
     // The session has ended on the eUICC (it answered with a PIR): no cancel from here on.
     return this.#afterInstall(pirRaw, metadata, tid, opts, timings, tStart);
+  }
+
+  /** The SM-DP+ address and MatchingID of the activation code (or the default SM-DP+ with an empty one). */
+  #target(activationCode: string, opts: DownloadOptions): { address: string; matchingId?: string } {
+    if (activationCode === '' && this.#opts.smdpAddress) return { address: this.#opts.smdpAddress }; // default SM-DP+ case: no MatchingID
+    let ac;
+    try {
+      ac = parseActivationCode(activationCode);
+    } catch (err) {
+      throw new LpaError('activationCode', (err as Error).message);
+    }
+    if (ac.confirmationCodeRequired && !opts.confirmationCode) {
+      throw new LpaError('confirmationCodeRequired', 'the activation code requires a confirmation code');
+    }
+    const matchingId = ac.matchingId || undefined;
+    return { address: this.#opts.smdpAddress ?? ac.smdpAddress, ...(matchingId !== undefined ? { matchingId } : {}) };
+  }
+
+  /** ES10b.GetEUICCChallenge and GetEUICCInfo1 (lpac: challenge first). */
+  async #challengeAndInfo(d: DownloadStep): Promise<{ challenge: Buffer; info1: Buffer }> {
+    d.progress('es10b_get_euicc_challenge_and_info', d.address);
+    const ch = parseTlv(await this.#es10(tlv(0xbf2e)), 0xbf2e, 'GetEuiccChallenge');
+    const challenge = ch.find(0x80)?.value;
+    if (!challenge || challenge.length !== 16) throw new LpaError('card', 'GetEuiccChallenge: no 16-byte euiccChallenge', { function: 'GetEuiccChallenge' });
+    const info1 = parseTlv(await this.#es10(tlv(0xbf20)), 0xbf20, 'GetEuiccInfo1').raw;
+    return { challenge, info1 };
+  }
+
+  /** ES9+.InitiateAuthentication (SGP.22 §5.6.1). */
+  #initiateAuthentication(d: DownloadStep, challenge: Buffer, info1: Buffer): Promise<Record<string, string>> {
+    d.progress('es9p_initiate_authentication', d.address);
+    return this.#es9(
+      d.client,
+      'initiateAuthentication',
+      { smdpAddress: d.address, euiccChallenge: b64(challenge), euiccInfo1: b64(info1) },
+      ['transactionId', 'serverSigned1', 'serverSignature1', 'euiccCiPKIdToBeUsed', 'serverCertificate'],
+      d.timings,
+    );
+  }
+
+  /** ES10b.AuthenticateServer with the server's bytes as received and ctxParams1 (SGP.22 §5.7.13). */
+  async #authenticateServer(d: DownloadStep, ia: Record<string, string>, matchingId: string | undefined): Promise<Tlv> {
+    const ctxParams1 = tlv(
+      0xa0,
+      matchingId !== undefined && tlv(0x80, Buffer.from(matchingId, 'utf8')),
+      tlv(0xa1, tlv(0x80, d.opts.tac ?? this.#opts.tac ?? DEFAULT_TAC), tlv(0xa1, this.#opts.deviceCapabilities ?? Buffer.alloc(0)), d.opts.imei && tlv(0x82, d.opts.imei)),
+    );
+    const asReq = tlv(
+      0xbf38,
+      fromB64(ia.serverSigned1!, 'serverSigned1'),
+      fromB64(ia.serverSignature1!, 'serverSignature1'),
+      fromB64(ia.euiccCiPKIdToBeUsed!, 'euiccCiPKIdToBeUsed'),
+      fromB64(ia.serverCertificate!, 'serverCertificate'),
+      ctxParams1,
+    );
+    d.progress('es10b_authenticate_server', d.address);
+    const asResp = parseTlv(await this.#es10(asReq), 0xbf38, 'AuthenticateServer');
+    const asBranch = firstChild(asResp, 'AuthenticateServer');
+    if (asBranch.tag !== 0xa0) {
+      const code = asBranch.find(0x02);
+      const n = code ? readUint(code) : undefined;
+      throw new LpaError('authenticateServer', `AuthenticateServer failed: authenticateErrorCode ${n ?? '?'}`, { function: 'AuthenticateServer', ...(n !== undefined ? { cardErrorCode: n } : {}) });
+    }
+    return asResp;
+  }
+
+  /** ES9+.AuthenticateClient (SGP.22 §5.6.3), then the profile preview (onMetadata). */
+  async #authenticateClient(d: DownloadStep, tid: string, asResp: Tlv): Promise<AuthenticatedClient> {
+    d.progress('es9p_authenticate_client', d.address);
+    const ac = await this.#es9(
+      d.client,
+      'authenticateClient',
+      { transactionId: tid, authenticateServerResponse: b64(asResp.raw) },
+      ['profileMetadata', 'smdpSigned2', 'smdpSignature2', 'smdpCertificate'],
+      d.timings,
+    );
+    const metadataRaw = fromB64(ac.profileMetadata!, 'profileMetadata');
+    const metadata = readMetadata(metadataRaw);
+    d.progress('es8p_metadata_parse', metadata.iccid);
+    if (d.opts.onMetadata && !(await d.opts.onMetadata(metadata))) {
+      throw new LpaError('cancelled', 'profile refused by the user');
+    }
+    return { answer: ac, metadataRaw, metadata };
+  }
+
+  /** ES10b.PrepareDownload (SGP.22 §5.7.5), hashCc = SHA-256(SHA-256(CC) || transactionId) when the SM-DP+ asks for a CC. */
+  async #prepareDownload(d: DownloadStep, ac: AuthenticatedClient, tidBytes: Buffer): Promise<Tlv> {
+    const smdpSigned2 = fromB64(ac.answer.smdpSigned2!, 'smdpSigned2');
+    let ccRequired = false;
+    let signedTid: Buffer = tidBytes;
+    try {
+      const s2 = decode(smdpSigned2);
+      signedTid = s2.get(0x80).value;
+      const flag = s2.find(0x01);
+      ccRequired = !!flag && flag.value[0] !== 0;
+    } catch (err) {
+      throw new LpaError('badResponse', `smdpSigned2 malformed: ${(err as Error).message}`, { function: 'authenticateClient' });
+    }
+    if (ccRequired && !d.opts.confirmationCode) {
+      throw new LpaError('confirmationCodeRequired', 'the SM-DP+ requires a confirmation code');
+    }
+    const pdReq = tlv(
+      0xbf21,
+      smdpSigned2,
+      fromB64(ac.answer.smdpSignature2!, 'smdpSignature2'),
+      ccRequired && tlv(0x04, hashCc(confirmationCodeDigest(d.opts.confirmationCode!), signedTid)),
+      fromB64(ac.answer.smdpCertificate!, 'smdpCertificate'),
+    );
+    d.progress('es10b_prepare_download', d.address);
+    const pdResp = parseTlv(await this.#es10(pdReq), 0xbf21, 'PrepareDownload');
+    const pdBranch = firstChild(pdResp, 'PrepareDownload');
+    if (pdBranch.tag !== 0xa0) {
+      const code = pdBranch.find(0x02);
+      const n = code ? readUint(code) : undefined;
+      throw new LpaError('prepareDownload', `PrepareDownload failed: downloadErrorCode ${n ?? '?'}`, { function: 'PrepareDownload', ...(n !== undefined ? { cardErrorCode: n } : {}) });
+    }
+    return pdResp;
+  }
+
+  /** ES9+.GetBoundProfilePackage (SGP.22 §5.6.2): the BPP, its metadata compared with profileMetadata, split into lpac's pieces. */
+  async #getBoundProfilePackage(d: DownloadStep, tid: string, pdResp: Tlv, metadataRaw: Buffer): Promise<Buffer[]> {
+    d.progress('es9p_get_bound_profile_package', d.address);
+    const gb = await this.#es9(d.client, 'getBoundProfilePackage', { transactionId: tid, prepareDownloadResponse: b64(pdResp.raw) }, ['boundProfilePackage'], d.timings);
+    const bpp = fromB64(gb.boundProfilePackage!, 'boundProfilePackage');
+    try {
+      if (d.opts.checkMetadata ?? true) {
+        const inBpp = metadataFromBpp(bpp);
+        if (!inBpp.equals(metadataRaw)) {
+          throw new LpaError('metadataMismatch', 'the StoreMetadataRequest in the BPP differs from profileMetadata');
+        }
+      }
+      return splitBppForLoading(bpp);
+    } catch (err) {
+      if (err instanceof LpaError) throw err;
+      throw new LpaError('badResponse', `boundProfilePackage malformed: ${(err as Error).message}`, { function: 'getBoundProfilePackage' });
+    }
+  }
+
+  /** ES10b.LoadBoundProfilePackage (SGP.22 §5.7.6), piece by piece; the first non-empty answer is the PIR. */
+  async #loadBoundProfilePackage(d: DownloadStep, pieces: Buffer[]): Promise<Buffer> {
+    d.progress('es10b_load_bound_profile_package', d.address);
+    for (const piece of pieces) {
+      const r = await this.#es10(piece);
+      if (r.length > 0) return r;
+    }
+    throw new LpaError('card', 'LoadBoundProfilePackage: no ProfileInstallationResult', { function: 'LoadBoundProfilePackage' });
   }
 
   async #afterInstall(pirRaw: Buffer, metadata: ProfileMetadata, tid: string, opts: DownloadOptions, timings: Record<string, number>, tStart: number): Promise<DownloadResult> {
@@ -691,22 +728,22 @@ export class Lpa {
     });
   }
 
-  async #profileOp(tag: number, name: string, body: Buffer, results: Record<number, string>): Promise<void> {
+  async #profileOp(tag: number, name: ProfileOperation, body: Buffer): Promise<void> {
     const r = parseTlv(await this.#es10(tlv(tag, body)), tag, name);
     const code = readUint(r.get(0x80));
-    if (code !== 0) throw new LpaError('card', `${name} failed: ${results[code] ?? `result ${code}`}`, { function: name, cardErrorCode: code });
+    if (code !== 0) throw new LpaError('card', `${name} failed: ${profileResultName(name, code) ?? `result ${code}`}`, { function: name, cardErrorCode: code });
   }
 
   /** ES10c.EnableProfile by ICCID (refreshFlag false, as lpac sends by default). */
   enableProfile(iccid: string, refresh = false): Promise<void> {
-    return this.#profileOp(0xbf31, 'EnableProfile', Buffer.concat([tlv(0xa0, tlv(0x5a, iccidToEf(iccid))), tlv(0x81, Buffer.from([refresh ? 0xff : 0x00]))]), ENABLE_RESULT);
+    return this.#profileOp(0xbf31, 'EnableProfile', Buffer.concat([tlv(0xa0, tlv(0x5a, iccidToEf(iccid))), tlv(0x81, Buffer.from([refresh ? 0xff : 0x00]))]));
   }
 
   disableProfile(iccid: string, refresh = false): Promise<void> {
-    return this.#profileOp(0xbf32, 'DisableProfile', Buffer.concat([tlv(0xa0, tlv(0x5a, iccidToEf(iccid))), tlv(0x81, Buffer.from([refresh ? 0xff : 0x00]))]), DISABLE_RESULT);
+    return this.#profileOp(0xbf32, 'DisableProfile', Buffer.concat([tlv(0xa0, tlv(0x5a, iccidToEf(iccid))), tlv(0x81, Buffer.from([refresh ? 0xff : 0x00]))]));
   }
 
   deleteProfile(iccid: string): Promise<void> {
-    return this.#profileOp(0xbf33, 'DeleteProfile', tlv(0x5a, iccidToEf(iccid)), DELETE_RESULT);
+    return this.#profileOp(0xbf33, 'DeleteProfile', tlv(0x5a, iccidToEf(iccid)));
   }
 }

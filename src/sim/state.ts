@@ -4,7 +4,7 @@
  * install a profile and a later one list it. The ephemeral RSP session (challenge, one-time key,
  * session keys) is deliberately not part of it.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { CurveName } from '../crypto/curves.js';
 import { Certificate } from '../crypto/x509.js';
@@ -189,10 +189,6 @@ export function saveCardState(file: string, state: CardState): void {
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
   renameSync(tmp, file);
-}
-
-export function cardStateExists(file: string): boolean {
-  return existsSync(file);
 }
 
 /** Copies credentials into the JSON form kept in the state file. */

@@ -28,7 +28,7 @@ t.test('download with the SGP.26 test PKI and its eUICC', { skip: needs(SGP26) }
 t.test('ES9+ over HTTPS with the generated DP TLS certificate, trusted through the CI', async (t) => {
   const w = await startWorld(t, { tls: true });
   t.match(w.url, /^https:/);
-  const { eidWithCheckDigits } = await import('../../src/pki/generate.js');
+  const { eidWithCheckDigits } = await import('../../src/rsp/identifiers.js');
   const card = await VirtualEuicc.create({ pkiDir: w.pkiDir, eid: eidWithCheckDigits('890490320000000000000000000777') });
   const lpa = new Lpa(card, { http: w.http });
   const order = await w.order();

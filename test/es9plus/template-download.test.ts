@@ -112,9 +112,10 @@ t.test('a broken template is refused with the element and offset, and nothing is
   let r = await api('POST', '/admin/profile-types', { name: 'cut', template: own.subarray(0, own.length - 3).toString('base64') });
   t.equal(r.statusCode, 400);
   t.equal(r.json().error, 'invalidTemplate');
-  t.match(r.json().element, /^(end|ProfileElement \d+)/);
-  t.type(r.json().offset, 'number');
-  t.match(r.json().message, new RegExp(`at offset ${r.json().offset}`));
+  // the element and offset are the error's details (the one ApiError body, docs/api.md)
+  t.match(r.json().details.element, /^(end|ProfileElement \d+)/);
+  t.type(r.json().details.offset, 'number');
+  t.match(r.json().message, new RegExp(`at offset ${r.json().details.offset}`));
 
   r = await api('POST', '/admin/profile-types', { name: 'notb64', template: 'not base64!' });
   t.equal(r.statusCode, 400);

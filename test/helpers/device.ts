@@ -1,6 +1,6 @@
 /** A simulated device (virtual eUICC with a fresh eUICC certificate + LPA) for a test world. */
 import type { CurveName } from '../../src/crypto/curves.js';
-import { eidWithCheckDigits } from '../../src/pki/generate.js';
+import { eidWithCheckDigits } from '../../src/rsp/identifiers.js';
 import { VirtualEuicc } from '../../src/sim/euicc.js';
 import { Lpa } from '../../src/sim/lpa.js';
 import type { World } from './world.js';

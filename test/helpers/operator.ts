@@ -5,7 +5,8 @@
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { Queryable } from '../../src/db/db.js';
-import { eidWithCheckDigits, sampleEid } from '../../src/pki/generate.js';
+import { sampleEid } from '../../src/pki/generate.js';
+import { eidWithCheckDigits } from '../../src/rsp/identifiers.js';
 import { Lpa } from '../../src/sim/lpa.js';
 import { VirtualEuicc } from '../../src/sim/euicc.js';
 import type { World } from './world.js';

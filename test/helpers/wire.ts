@@ -8,7 +8,7 @@ import { randomInt, type KeyObject } from 'node:crypto';
 import http from 'node:http';
 import type { HttpClient, HttpResponse } from '../../src/http/client.js';
 import type { Database } from '../../src/db/db.js';
-import { eidWithCheckDigits } from '../../src/pki/generate.js';
+import { eidWithCheckDigits } from '../../src/rsp/identifiers.js';
 import { LPA_HEADERS, Lpa, LpaError } from '../../src/sim/lpa.js';
 import { signRaw } from '../../src/crypto/ecdsa.js';
 import { decodeAuthenticateServerResponse, decodeEuiccSigned1, encodeAuthenticateServerResponse, encodeEuiccSigned1, type EuiccSigned1 } from '../../src/rsp/authentication.js';
@@ -16,11 +16,12 @@ import { decodePrepareDownloadResponse, encodeEuiccSigned2, encodePrepareDownloa
 import { decodeCancelSessionResponse, encodeCancelSessionResponse } from '../../src/rsp/cancel.js';
 import { VirtualEuicc } from '../../src/sim/euicc.js';
 import type { CurveName } from '../../src/crypto/curves.js';
+import { ES9_FUNCTIONS, ES9_PREFIX, type Es9Function } from '../../src/rsp/es9plus.js';
 import type { World } from './world.js';
 
-export const ES9 = '/gsma/rsp2/es9plus';
-export const ES9_FUNCTIONS = ['initiateAuthentication', 'authenticateClient', 'getBoundProfilePackage', 'handleNotification', 'cancelSession'] as const;
-export type Es9Function = (typeof ES9_FUNCTIONS)[number];
+/** The ES9+ path prefix (src/rsp/es9plus.ts). */
+export const ES9 = ES9_PREFIX;
+export { ES9_FUNCTIONS, type Es9Function };
 export type Body = Record<string, string>;
 
 /** What "state" means for these tests: every profile row's order fields, every event, every notification. */

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomInt, X509Certificate } from 'node:crypto';
 import { Certificate, checkIssued, RSP_ROLE } from '../../src/crypto/x509.js';
-import { eidCheckDigits, eidChecksumValid, eidWithCheckDigits, generatePki, sampleEid } from '../../src/pki/generate.js';
+import { generatePki, sampleEid } from '../../src/pki/generate.js';
+import { eidCheckDigits, eidChecksumOk as eidChecksumValid, eidWithCheckDigits } from '../../src/rsp/identifiers.js';
 import { certPath, CREDENTIAL_KINDS, keyPath } from '../../src/pki/layout.js';
 import { loadEuiccCredentials, loadServerPki } from '../../src/pki/load.js';
 

@@ -2,7 +2,8 @@ import t from 'tap';
 import { generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
 import { decode, tlv } from '../../src/der/tlv.js';
 import { bitStringBytes, integer, oid, seq, utf8 } from '../../src/der/types.js';
-import { decodeSignatureDo, encodeSignatureDo, RspError } from '../../src/rsp/errors.js';
+import { decodeSignatureDo, encodeSignatureDo } from '../../src/rsp/data-objects.js';
+import { RspError } from '../../src/rsp/errors.js';
 import { encodeEuiccInfo2, type EuiccInfo2 } from '../../src/rsp/euiccinfo.js';
 import {
   AUTHENTICATE_ERROR,

@@ -8,7 +8,8 @@ import { verify, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { decode, DerError } from '../../src/der/tlv.js';
-import { RspError, decodeSignatureDo } from '../../src/rsp/errors.js';
+import { decodeSignatureDo } from '../../src/rsp/data-objects.js';
+import { RspError } from '../../src/rsp/errors.js';
 import { decodeEuiccInfo1, encodeEuiccInfo1 } from '../../src/rsp/euiccinfo.js';
 import {
   decodeAuthenticateServerRequest,

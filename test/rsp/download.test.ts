@@ -2,7 +2,8 @@ import t from 'tap';
 import { createECDH, createHash, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
 import { decode, tlv } from '../../src/der/tlv.js';
 import { bitStringBytes, integer, oid, seq, utf8 } from '../../src/der/types.js';
-import { encodeSignatureDo, RspError } from '../../src/rsp/errors.js';
+import { encodeSignatureDo } from '../../src/rsp/data-objects.js';
+import { RspError } from '../../src/rsp/errors.js';
 import {
   decodePrepareDownloadRequest,
   decodePrepareDownloadResponse,
