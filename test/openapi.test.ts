@@ -23,9 +23,10 @@ type Op = {
 };
 type Doc = { paths: Record<string, Record<string, Op>>; components: { securitySchemes: Record<string, { type: string; scheme?: string; in?: string; name?: string }> } };
 
-/** Routes whose schemas live in files of other parts (src/health.ts, src/console/): reported as todo, not failed. */
-const OTHERS = (path: string) => path === '/health' || path.startsWith('/admin/console') || path.startsWith('/catcher') ||
-  path.startsWith('/admin/catcher') || path.startsWith('/admin/callbacks') || path.startsWith('/admin/family');
+/** Routes whose schemas live in files of other parts and still lack examples (src/health.ts): reported as todo, not failed. */
+const OTHERS = (path: string) => path === '/health';
+/** A stream answers for as long as it is read (the console's Server-Sent Events): no request/answer call here. */
+const isStream = (op: Op) => Object.values(op.responses ?? {}).some((r) => r.content?.['text/event-stream']);
 
 const ajv = new Ajv({ strict: false, allErrors: true });
 
@@ -112,6 +113,7 @@ t.test('a representative call of every route answers a documented status and sch
   const iccid = withLuhn(`8944${String(Date.now()).slice(-12)}000`);
   let es2Iccid = '';
   let faultId = '';
+  let caught = '';
   const m = `/family/groups/${gid}/members/${kid.id}`;
   const l = `${m}/lines/${line.id}`;
 
@@ -171,6 +173,17 @@ t.test('a representative call of every route answers a documented status and sch
     ['POST /family/groups/{gid}/rollover', () => ({ method: 'POST', url: `/family/groups/${gid}/rollover`, headers: opKey })],
     ['GET /family/groups/{gid}/events', () => ({ method: 'GET', url: `/family/groups/${gid}/events?limit=5`, headers: opKey })],
     ['POST /family/groups/{gid}/members/{mid}/lines/{lid}/move', () => ({ method: 'POST', url: `${m}/lines/${spare.id}/move`, headers: opKey, payload: {} })],
+    ['GET /health', () => ({ method: 'GET', url: '/health' })],
+    ['POST /catcher/{bin}', () => ({ method: 'POST', url: '/catcher/doc', payload: { header: { functionRequesterIdentifier: 'x' } } }), (r) => (caught = json(r).caught)],
+    ['PUT /catcher/{bin}', () => ({ method: 'PUT', url: '/catcher/doc', headers: { 'content-type': 'text/plain' }, payload: 'hello' })],
+    ['PATCH /catcher/{bin}', () => ({ method: 'PATCH', url: '/catcher/doc', payload: {} })],
+    ['DELETE /catcher/{bin}', () => ({ method: 'DELETE', url: '/catcher/doc' })],
+    ['GET /admin/catcher', () => ({ method: 'GET', url: '/admin/catcher?bin=doc', headers: admin })],
+    ['GET /admin/catcher/requests/{id}', () => ({ method: 'GET', url: `/admin/catcher/requests/${caught}`, headers: admin })],
+    ['DELETE /admin/catcher', () => ({ method: 'DELETE', url: '/admin/catcher?bin=doc', headers: admin })],
+    ['GET /admin/callbacks', () => ({ method: 'GET', url: '/admin/callbacks', headers: admin })],
+    ['GET /admin/family/groups', () => ({ method: 'GET', url: '/admin/family/groups', headers: admin })],
+    ['GET /admin/family/groups/{gid}', () => ({ method: 'GET', url: `/admin/family/groups/${gid}`, headers: admin })],
     ['DELETE /family/groups/{gid}/members/{mid}/lines/{lid}', () => ({ method: 'DELETE', url: `${m}/lines/${spare.id}`, headers: opKey })],
     ['DELETE /family/groups/{gid}/members/{mid}', () => ({ method: 'DELETE', url: m, headers: opKey })],
     ['DELETE /family/groups/{gid}', () => ({ method: 'DELETE', url: `/family/groups/${gid}`, headers: opKey })],
@@ -178,11 +191,8 @@ t.test('a representative call of every route answers a documented status and sch
     ['POST /admin/reset', () => ({ method: 'POST', url: '/admin/reset', headers: admin })],
   ];
 
-  const documented = new Set(Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((k) => `${k.toUpperCase()} ${p}`)));
-  for (const name of documented) {
-    const path = name.slice(name.indexOf(' ') + 1);
-    t.ok(calls.some(([n]) => n === name), `${name}: has a representative call`, OTHERS(path) ? { todo: 'route of another part of the server' } : {});
-  }
+  const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.entries(ops).filter(([, op]) => !isStream(op)).map(([k]) => `${k.toUpperCase()} ${p}`));
+  for (const name of documented) t.ok(calls.some(([n]) => n === name), `${name}: has a representative call`);
 
   for (const [name, make, after] of calls) {
     const [method, path] = name.split(' ') as [string, string];
