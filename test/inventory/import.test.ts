@@ -117,3 +117,16 @@ t.test('a row type that does not exist aborts the import', async (t) => {
   await t.rejects(importInventory(db, 'json', [row(40), { ...row(41), type: 'missing-type' }], { type: 'uk-test' }), { code: 'notFound', message: /missing-type/ });
   t.equal((await listInventory(db, {})).total, 0);
 });
+
+t.test('NUL and lone surrogates in an import file (the CLI path, no HTTP schema): refused by the checks, never by the database', async (t) => {
+  const db = await setup(t);
+  const a = row(7);
+  for (const bad of ['x\u0000y', 'x\uD800y']) {
+    const csv = `iccid,imsi,ki,opc,type\n${a.iccid},${a.imsi},${a.ki},${a.opc},uk${bad}\n`;
+    await t.rejects(importInventory(db, 'csv', csv, { type: 'uk-test' }), { name: 'InventoryError', code: 'invalid', message: /bad profile type name/ }, 'in a CSV type column');
+    await t.rejects(importInventory(db, 'json', [{ ...a, imsi: `${a.imsi}${bad}` }], { type: 'uk-test' }), { name: 'InventoryError', code: 'invalid', message: /IMSI/ }, 'in a JSON IMSI');
+    await t.rejects(importInventory(db, 'json', [a], { type: 'uk-test', operator: `op${bad}` }), { name: 'InventoryError', code: 'notFound', refs: { operator: `op${bad}` } }, 'in the operator: no such operator');
+    await t.rejects(importInventory(db, 'csv', `iccid,imsi,ki,opc,no${bad}te\n`, { type: 'uk-test' }), { name: 'InventoryError', code: 'invalid' }, 'in a CSV header');
+  }
+  t.equal((await listInventory(db, {})).total, 0, 'nothing imported');
+});
