@@ -81,6 +81,13 @@ t.test('operator store: key stored as SHA-256 only, lookups', async (t) => {
   t.match(await getOperator(db, 'acme'), { cc_max_attempts: 3, max_download_attempts: 5, order_ttl_seconds: 60, callback_url: 'https://acme.example/cb' });
   await t.rejects(db.tx((q) => createOperator(q, { id: 'acme', name: 'again' })), { code: 'conflict' });
   await t.rejects(db.tx((q) => createOperator(q, { id: 'bad', name: 'x', callbackUrl: 'ftp://x' })), { code: 'invalid' });
+  // The CLI path (no HTTP schema): text the database cannot hold, numbers past its columns.
+  await t.rejects(db.tx((q) => createOperator(q, { id: 'bad', name: 'a\u0000b' })), { name: 'OperatorError', code: 'invalid', message: /NUL/ }, 'NUL in a name');
+  await t.rejects(db.tx((q) => createOperator(q, { id: 'bad', name: 'x', callbackUrl: 'http://h/\uD800' })), { name: 'OperatorError', code: 'invalid' }, 'a lone surrogate in a callback URL');
+  await t.rejects(db.tx((q) => createOperator(q, { id: 'bad\u0000', name: 'x' })), { name: 'OperatorError', code: 'invalid' }, 'NUL in an id');
+  await t.rejects(db.tx((q) => createOperator(q, { id: 'bad', name: 'x', orderTtlSeconds: 1e15 })), { name: 'OperatorError', code: 'invalid', message: /orderTtlSeconds/ }, 'an order lifetime past the column');
+  await t.rejects(db.tx((q) => createOperator(q, { id: 'bad', name: 'x', maxDownloadAttempts: 2 ** 40 })), { name: 'OperatorError', code: 'invalid' }, 'attempts past the column');
+  t.equal(await getOperator(db, 'bad'), undefined, 'none of them was created');
 
   const fp = 'AB:'.repeat(31) + 'CD';
   await db.tx((q) => createOperator(q, { id: 'certop', name: 'Cert', clientCertSha256: fp, apiKey: false }));
