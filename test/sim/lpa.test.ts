@@ -1,6 +1,8 @@
 /**
  * The LPA against a fake ES9+ and a fake card that replay the lpac captures: every ES10 command and
- * every ES9+ request it produces must equal what lpac produced in the same situation.
+ * every ES9+ request it produces must equal what lpac produced in the same situation. Without the
+ * captures (../shared/interop, see test/helpers/shared-data.ts) these skip; lpa-server.test.ts checks
+ * the same behaviours against this project's server and card on the generated PKI.
  */
 import { createHash } from 'node:crypto';
 import http from 'node:http';
