@@ -50,6 +50,8 @@ export async function startChildServer(o: Options, databaseUrl: string | undefin
   // The server's PKI: --certs, else an --euicc-dir that is a whole PKI folder (its CI must be the
   // one the eUICCs trust), else a test PKI generated into the temp folder.
   const certsDir = o.certs ?? (o.euiccDir && existsSync(join(o.euiccDir, 'CertificateIssuer')) ? o.euiccDir : join(tmp, 'certs'));
+  // (serve generates a test PKI into an empty folder, and refuses one that does not exist)
+  if (certsDir === join(tmp, 'certs')) mkdirSync(certsDir);
   const cli = fileURLToPath(new URL('../cli.js', import.meta.url));
   const nodeArgs = [...o.serverNodeArgs];
   if (o.serverCpuProf) {
