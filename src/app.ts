@@ -8,7 +8,7 @@ import { activationCodeRoutes } from './admin/activation-codes.js';
 import { inventoryAdminRoutes } from './admin/inventory.js';
 import { registerOpenApi } from './openapi.js';
 import { ES9_PREFIX, es9plusRoutes } from './es9plus/routes.js';
-import { installErrorHandlers } from './error-handler.js';
+import { frameworkErrorHandler, installErrorHandlers } from './error-handler.js';
 import { consoleRoutes } from './console/routes.js';
 import { healthRoutes } from './health.js';
 // What follows from a profile change (listeners of src/orders/state-machine.ts): the operator's
@@ -28,6 +28,8 @@ export async function buildApp(deps: AppDeps, opts: FastifyServerOptions = {}): 
     bodyLimit: 4 * 1024 * 1024,
     // One line per request costs more than some ES9+ functions: requests are logged at debug only.
     logController: new LogController({ disableRequestLogging: true }),
+    // A URL Fastify cannot route (a path that is not valid UTF-8) gets the same error body as any other 4xx.
+    frameworkErrors: frameworkErrorHandler,
     ...opts,
   });
   app.addHook('onResponse', async (req, reply) => {

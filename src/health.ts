@@ -6,6 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import type { Database } from './db/db.js';
+import { jsonReply } from './openapi.js';
 
 const DB_TIMEOUT_MS = 2000;
 
@@ -45,7 +46,12 @@ export async function healthRoutes(app: FastifyInstance, deps: { db: Database; c
     schema: {
       tags: ['meta'],
       summary: 'Liveness and database check',
-      response: { 200: healthResponse, 503: healthResponse },
+      response: {
+        200: jsonReply('The server and its database answer', healthResponse,
+          { status: 'ok', smdpAddress: 'localhost:8443', database: 'pglite', databaseOk: true, databaseMs: 0.4, pid: 4242, rss: 123456789 }),
+        503: jsonReply('The database does not answer (within 2 s)', healthResponse,
+          { status: 'unavailable', smdpAddress: 'localhost:8443', database: 'postgres', databaseOk: false, message: 'database: no answer within 2000 ms', pid: 4242, rss: 123456789 }),
+      },
     },
   }, async (_req, reply) => {
     const base = { smdpAddress: deps.config.smdpAddress, database: deps.db.kind, pid: process.pid, rss: process.memoryUsage.rss() };

@@ -65,7 +65,9 @@ t.test('NUL and lone surrogates: 400 naming the field on admin and family routes
   }
   // The bytes a lone surrogate would have (CESU-8) are not UTF-8: a path with them is refused by the
   // router (400), a query string decodes them to U+FFFD, which is text like any other.
-  t.equal((await inject({ method: 'GET', url: '/admin/profiles/a%ED%A0%80b' })).statusCode, 400, 'a lone surrogate in a path: 400');
+  const bad = await inject({ method: 'GET', url: '/admin/profiles/a%ED%A0%80b' });
+  t.equal(bad.statusCode, 400, 'a lone surrogate in a path: 400');
+  t.match(bad.json(), { error: 'invalid', message: String }, 'with the ApiError body');
   t.equal((await inject({ method: 'GET', url: '/admin/inventory?operator=a%ED%A0%80b' })).statusCode, 200, 'in a query string: U+FFFD, no such operator');
   t.same(await w.db.query('SELECT count(*)::int AS n FROM profiles'), before, 'nothing was created');
   t.same(await w.db.query(`SELECT id FROM operators WHERE id <> $1`, [op.id]), [], 'no operator was created');
