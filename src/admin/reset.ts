@@ -38,6 +38,8 @@ export async function resetState(q: Queryable, opts: { all?: boolean } = {}): Pr
   deleted.notifications = await count(q, 'DELETE FROM notifications');
   deleted.callbacks = await count(q, 'DELETE FROM outbox');
   deleted.faults = await count(q, 'DELETE FROM fault_injections');
+  // What the console's callback catcher received (docs/console.md) belongs to the test case too.
+  deleted.caughtRequests = await count(q, 'DELETE FROM caught_requests');
   if (opts.all) {
     deleted.usageEvents = await count(q, 'DELETE FROM usage_events');
     deleted.groupEvents = await count(q, 'DELETE FROM group_events');
@@ -79,7 +81,7 @@ export async function resetRoutes(app: FastifyInstance, deps: AdminDeps) {
     schema: {
       tags: ['admin'],
       summary: 'Empty orders and sessions between CI test cases (RESET_ENABLED=1 only)',
-      description: 'One transaction. Default: RSP sessions, notifications, callbacks, fault injections and the history of ordered profiles are deleted; ' +
+      description: 'One transaction. Default: RSP sessions, notifications, callbacks, fault injections, the callback catcher\'s requests and the history of ordered profiles are deleted; ' +
         'profiles an admin order created are deleted, inventory profiles that left the pool go back to Available (family lines bound to them are unbound). ' +
         'Profile types, inventory, operators and family groups stay. `?all=1`: everything except the built-in `default` profile type. ' +
         'Without RESET_ENABLED=1 the route answers 404.',

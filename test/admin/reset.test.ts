@@ -53,6 +53,8 @@ t.test('reset: orders and sessions emptied in one go, inventory and configuratio
   t.equal(onImported.state, 'Released');
   t.equal((await api('POST', '/admin/faults', { matchingId: onImported.matchingId, mode: 'drop' })).statusCode, 201);
   await addSession(w);
+  // A request the console's callback catcher received.
+  t.equal((await w.app.inject({ method: 'POST', url: '/catcher/reset-test', payload: { hello: 'catcher' } })).statusCode, 200);
 
   // A family line holding a profile issued for it.
   const fop = await familyOperator(w, 2);
@@ -66,8 +68,9 @@ t.test('reset: orders and sessions emptied in one go, inventory and configuratio
 
   const before = {
     sessions: await count(w, 'rsp_sessions'), notifications: await count(w, 'notifications'), callbacks: await count(w, 'outbox'), faults: await count(w, 'fault_injections'),
+    caughtRequests: await count(w, 'caught_requests'),
   };
-  t.ok(before.sessions > 0 && before.notifications > 0 && before.callbacks > 0 && before.faults > 0, `something to reset: ${JSON.stringify(before)}`);
+  t.ok(before.sessions > 0 && before.notifications > 0 && before.callbacks > 0 && before.faults > 0 && before.caughtRequests > 0, `something to reset: ${JSON.stringify(before)}`);
   const typesBefore = (await api('GET', '/admin/profile-types')).json().profileTypes.map((p: { name: string }) => p.name);
 
   const r = await api('POST', '/admin/reset');
@@ -76,7 +79,7 @@ t.test('reset: orders and sessions emptied in one go, inventory and configuratio
   t.match(s, { scope: 'orders', deleted: { ...before, orders: made.length }, returnedToPool: 3, unboundLines: 1 }, 'the summary counts what went');
   t.ok(s.deleted.events > 0, 'history deleted');
 
-  for (const table of ['rsp_sessions', 'notifications', 'outbox', 'fault_injections', 'family_line_profiles']) t.equal(await count(w, table), 0, `${table} empty`);
+  for (const table of ['rsp_sessions', 'notifications', 'outbox', 'fault_injections', 'caught_requests', 'family_line_profiles']) t.equal(await count(w, table), 0, `${table} empty`);
   for (const iccid of made) t.notOk(await w.profile(iccid), `profile ${iccid} made by an order: deleted`);
   for (const iccid of [stocked!, imported, issued.iccid as string]) {
     const p = (await w.profile(iccid))!;
@@ -91,7 +94,7 @@ t.test('reset: orders and sessions emptied in one go, inventory and configuratio
   t.equal(await count(w, 'profiles'), 5, 'the inventory is all there');
 
   // The same again: nothing left to reset.
-  t.match((await api('POST', '/admin/reset')).json(), { deleted: { sessions: 0, notifications: 0, callbacks: 0, faults: 0, orders: 0 }, returnedToPool: 0, unboundLines: 0 });
+  t.match((await api('POST', '/admin/reset')).json(), { deleted: { sessions: 0, notifications: 0, callbacks: 0, faults: 0, caughtRequests: 0, orders: 0 }, returnedToPool: 0, unboundLines: 0 });
 
   // The server works as before: the operator orders its profile again and a device installs it.
   const again = await op.call('downloadOrder', { iccid: stocked });
