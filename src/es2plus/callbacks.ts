@@ -1,5 +1,5 @@
 /**
- * ES2+.HandleDownloadProgressInfo (SM-DP+ → operator, notes §1.4), written to the database outbox in
+ * ES2+.HandleDownloadProgressInfo (SM-DP+ → operator, SGP.22 §5.3.5), written to the database outbox in
  * the transaction of the state change it reports; src/outbox/worker.ts delivers it later, at least
  * once. Nothing here talks to the network, so an ES9+ call never waits for an operator.
  */
@@ -12,15 +12,15 @@ export const PROGRESS_KIND = 'handleDownloadProgressInfo';
 /** ES2+ path of the callback, appended to the operator's callback_url unless that already ends with it. */
 export const PROGRESS_PATH = '/gsma/rsp2/es2plus/handleDownloadProgressInfo';
 
-/** Notification points (notes §1.4). */
+/** Notification points (SGP.22 §5.3.5; docs/protocol.md#notification-points). */
 export const POINT = { eligibility: 1, confirmationFailure: 2, bppDownload: 3, bppInstallation: 4 } as const;
 
 /** Point 4 with an errorResult in the PIR: the eUICC could not install the profile. */
 export const INSTALL_FAILED: StatusCode = { subjectCode: '8.2', reasonCode: '4.2', message: 'Profile installation failed on the eUICC' };
 
 /**
- * A verified ES9+.CancelSession. SGP.22 v2 defines no notification point for it (notes §1.4 and
- * "Not verified" 3), so this server reports it at the point the download stopped at, BPP download
+ * A verified ES9+.CancelSession. SGP.22 v2 defines no notification point for it
+ * (docs/protocol.md#notification-points; docs/protocol.md#not-verified), so this server reports it at the point the download stopped at, BPP download
  * (3), as Failed 8.8.5/3.8 (download order / refused) with the cancel reason in the message
  * (e.g. `session cancelled: endUserRejection`). Change it here only.
  */
@@ -32,8 +32,8 @@ export const SESSION_CANCELLED = {
 
 /**
  * A verified delete notification (OtherSignedNotification, operation delete) from the eUICC the
- * profile was installed on. SGP.22 v2 defines notification points only for the download (1-4, notes
- * §1.4; how other notifications reach the operator is "Not verified"), so this server reports a
+ * profile was installed on. SGP.22 v2 defines notification points only for the download (1-4,
+ * docs/protocol.md#notification-points; how other notifications reach the operator is unverified), so this server reports a
  * deletion at the point whose outcome it undoes, BPP installation (4), as Failed 8.2.1/3.7 (profile
  * ICCID / unavailable: the profile is now Unavailable for good), with resultData = the signed
  * notification exactly as received, as point 4 carries the PendingNotification (a delete
@@ -74,7 +74,7 @@ export interface ProgressPayload {
   resultData?: string;
 }
 
-/** `YYYY-MM-DDThh:mm:ssZ` (UTC, no fraction), as notes §1.4 shows. */
+/** `YYYY-MM-DDThh:mm:ssZ` (UTC, no fraction), as SGP.22 §5.3.5 gives it (docs/protocol.md#es2-functions-and-callbacks). */
 export function progressTimestamp(d = new Date()): string {
   return d.toISOString().replace(/\.\d+Z$/, 'Z');
 }
@@ -134,7 +134,7 @@ function progressRow(p: ProgressInfo, callbackUrl: string, profileType: string, 
   }
 }
 
-/** What the operator is told of each profile change, if anything (notes §1.4). */
+/** What the operator is told of each profile change, if anything (docs/protocol.md#notification-points). */
 function progressOf(c: ProfileChange): ProgressInfo | undefined {
   const f = c.facts ?? {};
   const base = { iccid: c.iccid, eid: f.eid ?? c.set?.eid ?? c.row.eid };

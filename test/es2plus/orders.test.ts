@@ -1,6 +1,6 @@
 /**
- * ES2+ downloadOrder, confirmOrder, cancelOrder and releaseProfile: the state machine of notes §5.1
- * and every status pair of notes §1.5 for these functions. A refused call changes nothing.
+ * ES2+ downloadOrder, confirmOrder, cancelOrder and releaseProfile: the state machine of docs/protocol.md#profile-states (docs/state-machine.md)
+ * and every status pair of docs/protocol.md#es2-functions-and-callbacks for these functions. A refused call changes nothing.
  */
 import t from 'tap';
 import { createHash } from 'node:crypto';
