@@ -57,8 +57,8 @@ export interface BppLoad {
   session: RspSession & { transactionId: Buffer; creds: EuiccCredentials; dpPb: Certificate; otKey: OtKey };
   reader?: Scp03tReader;
   phase: LoadPhase;
-  remaining88: number;
-  remaining86: number;
+  /** Bytes of the current sequenceOf88 / sequenceOf86 still to come. */
+  remaining: number;
   metadataParts: Buffer[];
   metadata?: StoreMetadataRequest & { raw: Buffer };
   uppParts: Buffer[];

@@ -103,8 +103,7 @@ function startLoad(card: EuiccCore, piece: Buffer, malformedWhy?: string): Buffe
   const load: BppLoad = {
     session: s as BppLoad['session'],
     phase: 'A0',
-    remaining88: 0,
-    remaining86: 0,
+    remaining: 0,
     metadataParts: [],
     uppParts: [],
   };
@@ -212,11 +211,7 @@ function loadPiece(card: EuiccCore, load: BppLoad, piece: Buffer): Buffer {
 
   switch (h.tag) {
     case 0xa0: {
-      if (load.phase !== 'A0') throw structure('firstSequenceOf87 out of order');
-      if (!whole) throw structure('firstSequenceOf87 must be sent whole');
-      const segs = children();
-      if (segs.length !== 1 || segs[0]!.tag !== 0x87) throw structure('firstSequenceOf87 must hold one 87 segment');
-      const plain = open(card, load, step, segs[0]!.raw);
+      const plain = openOne87(card, load, 'firstSequenceOf87', 'A0', whole, children, step, structure);
       try {
         const c = decode(plain);
         if (c.tag !== 0xbf24) throw new Error(`expected ConfigureISDPRequest BF24, found ${c.tag.toString(16)}`);
@@ -226,31 +221,14 @@ function loadPiece(card: EuiccCore, load: BppLoad, piece: Buffer): Buffer {
       load.phase = 'A1';
       return Buffer.alloc(0);
     }
-    case 0xa1: {
-      if (load.phase !== 'A1') throw structure('sequenceOf88 out of order');
-      load.phase = '88';
-      load.remaining88 = h.length;
-      if (h.length === 0) return metadataDone(card, load);
-      if (whole) {
-        let r: Buffer = Buffer.alloc(0);
-        for (const c of children()) r = loadPiece(card, load, c.raw);
-        return r;
-      }
-      return Buffer.alloc(0);
-    }
-    case 0x88: {
-      if (load.phase !== '88' || !whole) throw structure('88 segment out of order');
-      load.remaining88 -= piece.length;
-      if (load.remaining88 < 0) throw structure('88 segments exceed the sequenceOf88 length');
-      load.metadataParts.push(Buffer.from(open(card, load, step, piece)));
-      return load.remaining88 === 0 ? metadataDone(card, load) : Buffer.alloc(0);
-    }
+    case 0xa1:
+    case 0xa3:
+      return startSequence(card, load, SEQUENCES[h.tag]!, h.length, whole, children, structure);
+    case 0x88:
+    case 0x86:
+      return loadSegment(card, load, SEQUENCES[h.tag === 0x88 ? 0xa1 : 0xa3]!, piece, whole, step, structure);
     case 0xa2: {
-      if (load.phase !== 'afterMetadata') throw structure('secondSequenceOf87 out of order');
-      if (!whole) throw structure('secondSequenceOf87 must be sent whole');
-      const segs = children();
-      if (segs.length !== 1 || segs[0]!.tag !== 0x87) throw structure('secondSequenceOf87 must hold one 87 segment');
-      const plain = open(card, load, step, segs[0]!.raw);
+      const plain = openOne87(card, load, 'secondSequenceOf87', 'afterMetadata', whole, children, step, structure);
       let ppk;
       try {
         const rsk = decode(plain).expect(0xbf26);
@@ -262,28 +240,59 @@ function loadPiece(card: EuiccCore, load: BppLoad, piece: Buffer): Buffer {
       load.reader!.usePpk({ mcv: Buffer.from(ppk.mcv), sEnc: Buffer.from(ppk.sEnc), sMac: Buffer.from(ppk.sMac) });
       return Buffer.alloc(0);
     }
-    case 0xa3: {
-      if (load.phase !== 'afterMetadata') throw structure('sequenceOf86 out of order');
-      load.phase = '86';
-      load.remaining86 = h.length;
-      if (h.length === 0) return install(card, load);
-      if (whole) {
-        let r: Buffer = Buffer.alloc(0);
-        for (const c of children()) r = loadPiece(card, load, c.raw);
-        return r;
-      }
-      return Buffer.alloc(0);
-    }
-    case 0x86: {
-      if (load.phase !== '86' || !whole) throw structure('86 segment out of order');
-      load.remaining86 -= piece.length;
-      if (load.remaining86 < 0) throw structure('86 segments exceed the sequenceOf86 length');
-      load.uppParts.push(Buffer.from(open(card, load, step, piece)));
-      return load.remaining86 === 0 ? install(card, load) : Buffer.alloc(0);
-    }
     default:
       throw structure(`unexpected BPP element ${h.tag.toString(16)}`);
   }
+}
+
+/** firstSequenceOf87 (A0, ConfigureISDP) / secondSequenceOf87 (A2, ReplaceSessionKeys): sent whole, one 87 segment, opened. */
+function openOne87(card: EuiccCore, load: BppLoad, name: string, phase: BppLoad['phase'], whole: boolean, children: () => Tlv[], step: number, structure: (why: string) => Error): Buffer {
+  if (load.phase !== phase) throw structure(`${name} out of order`);
+  if (!whole) throw structure(`${name} must be sent whole`);
+  const segs = children();
+  if (segs.length !== 1 || segs[0]!.tag !== 0x87) throw structure(`${name} must hold one 87 segment`);
+  return open(card, load, step, segs[0]!.raw);
+}
+
+/** The two sequences of segments a BPP carries: the metadata (A1 { 88 … }) and the profile package (A3 { 86 … }). */
+interface Sequence {
+  name: string;
+  segment: string;
+  /** The phase it may start in, and the one while its segments come. */
+  after: BppLoad['phase'];
+  phase: BppLoad['phase'];
+  parts: (load: BppLoad) => Buffer[];
+  /** Called when the last segment is in. */
+  done: (card: EuiccCore, load: BppLoad) => Buffer;
+}
+
+const SEQUENCES: Record<number, Sequence> = {
+  0xa1: { name: 'sequenceOf88', segment: '88', after: 'A1', phase: '88', parts: (l) => l.metadataParts, done: (c, l) => metadataDone(c, l) },
+  0xa3: { name: 'sequenceOf86', segment: '86', after: 'afterMetadata', phase: '86', parts: (l) => l.uppParts, done: (c, l) => install(c, l) },
+};
+
+/** A1 / A3: its length counts the segment bytes that follow (none: done at once). */
+function startSequence(card: EuiccCore, load: BppLoad, q: Sequence, length: number, whole: boolean, children: () => Tlv[], structure: (why: string) => Error): Buffer {
+  if (load.phase !== q.after) throw structure(`${q.name} out of order`);
+  load.phase = q.phase;
+  load.remaining = length;
+  return length === 0 ? q.done(card, load) : loadEach(card, load, whole, children);
+}
+
+/** One 88 / 86 segment, opened and kept; the last one completes its sequence. */
+function loadSegment(card: EuiccCore, load: BppLoad, q: Sequence, piece: Buffer, whole: boolean, step: number, structure: (why: string) => Error): Buffer {
+  if (load.phase !== q.phase || !whole) throw structure(`${q.segment} segment out of order`);
+  load.remaining -= piece.length;
+  if (load.remaining < 0) throw structure(`${q.segment} segments exceed the ${q.name} length`);
+  q.parts(load).push(Buffer.from(open(card, load, step, piece)));
+  return load.remaining === 0 ? q.done(card, load) : Buffer.alloc(0);
+}
+
+/** A sequenceOf88 / sequenceOf86 sent whole: its segments loaded one by one, the last answer returned; a header alone answers nothing. */
+function loadEach(card: EuiccCore, load: BppLoad, whole: boolean, children: () => Tlv[]): Buffer {
+  let r: Buffer = Buffer.alloc(0);
+  if (whole) for (const c of children()) r = loadPiece(card, load, c.raw);
+  return r;
 }
 
 /** The StoreMetadataRequest is complete: parse it and check the ICCID is new. */

@@ -228,6 +228,15 @@ function firstChild(t: Tlv, what: string): Tlv {
   return c;
 }
 
+/** An ES10b answer's ok branch (A0) is there, or an LpaError with the error code (02) of its error branch. */
+function requireOk(resp: Tlv, fn: 'AuthenticateServer' | 'PrepareDownload', code: 'authenticateServer' | 'prepareDownload', codeName: string): void {
+  const branch = firstChild(resp, fn);
+  if (branch.tag === 0xa0) return;
+  const c = branch.find(0x02);
+  const n = c ? readUint(c) : undefined;
+  throw new LpaError(code, `${fn} failed: ${codeName} ${n ?? '?'}`, { function: fn, ...(n !== undefined ? { cardErrorCode: n } : {}) });
+}
+
 /** NotificationMetadata (BF2F) fields. */
 function readNotificationMetadata(t: Tlv): NotificationInfo {
   const ops = t.get(0x81).value;
@@ -456,12 +465,7 @@ export class Lpa {
     );
     d.progress('es10b_authenticate_server', d.address);
     const asResp = parseTlv(await this.#es10(asReq), 0xbf38, 'AuthenticateServer');
-    const asBranch = firstChild(asResp, 'AuthenticateServer');
-    if (asBranch.tag !== 0xa0) {
-      const code = asBranch.find(0x02);
-      const n = code ? readUint(code) : undefined;
-      throw new LpaError('authenticateServer', `AuthenticateServer failed: authenticateErrorCode ${n ?? '?'}`, { function: 'AuthenticateServer', ...(n !== undefined ? { cardErrorCode: n } : {}) });
-    }
+    requireOk(asResp, 'AuthenticateServer', 'authenticateServer', 'authenticateErrorCode');
     return asResp;
   }
 
@@ -509,12 +513,7 @@ export class Lpa {
     );
     d.progress('es10b_prepare_download', d.address);
     const pdResp = parseTlv(await this.#es10(pdReq), 0xbf21, 'PrepareDownload');
-    const pdBranch = firstChild(pdResp, 'PrepareDownload');
-    if (pdBranch.tag !== 0xa0) {
-      const code = pdBranch.find(0x02);
-      const n = code ? readUint(code) : undefined;
-      throw new LpaError('prepareDownload', `PrepareDownload failed: downloadErrorCode ${n ?? '?'}`, { function: 'PrepareDownload', ...(n !== undefined ? { cardErrorCode: n } : {}) });
-    }
+    requireOk(pdResp, 'PrepareDownload', 'prepareDownload', 'downloadErrorCode');
     return pdResp;
   }
 
