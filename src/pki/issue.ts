@@ -1,7 +1,7 @@
 /**
- * Issues RSP certificates (SGP.22 §4.5 profile, notes §3.5): the TBSCertificate is built with the
- * project's DER encoder and signed ecdsa-with-SHA256 (DER signature) with node:crypto, so
- * brainpoolP256r1 issuers work like P-256 ones.
+ * Issues RSP certificates (SGP.22 §4.5 profile; docs/protocol.md, Curves and certificates): the
+ * TBSCertificate is built with the project's DER encoder and signed ecdsa-with-SHA256 (DER signature)
+ * with node:crypto, so brainpoolP256r1 issuers work like P-256 ones.
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { createHash, createPublicKey, randomBytes, sign, type KeyObject } from 'node:crypto';

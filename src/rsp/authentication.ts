@@ -1,6 +1,7 @@
 /**
- * Common mutual authentication messages (notes §2.1): ServerSigned1, CtxParams1,
- * AuthenticateServerRequest / Response (`BF38`), EuiccSigned1.
+ * Common mutual authentication messages (SGP.22 §5.6.1, §5.7.13; docs/protocol.md, Mutual
+ * authentication): ServerSigned1, CtxParams1, AuthenticateServerRequest / Response (`BF38`),
+ * EuiccSigned1.
  *
  * Signed parts are returned with `raw`, the exact bytes received: serverSignature1 is checked over
  * `serverSigned1.raw`, euiccSignature1 over `euiccSigned1.raw`, and smdpSignature2 covers

@@ -1,6 +1,7 @@
 /**
- * Bound Profile Package (`BF36`, notes §2.3): InitialiseSecureChannelRequest (`BF23`), the exact
- * input of smdpSign (notes §2.5), assembly, decoding and lpac's loading pieces (notes §8).
+ * Bound Profile Package (`BF36`, SGP.22 §2.5.5, §5.7.6; docs/protocol.md, Bound Profile Package):
+ * InitialiseSecureChannelRequest (`BF23`), the exact input of smdpSign (docs/protocol.md, What is
+ * signed), assembly, decoding and lpac's loading pieces (docs/protocol.md, ES10 and the simulator).
  */
 import { tagHex, tlv, type Tlv } from '../der/tlv.js';
 import { checkLength, guard, kids, malformed, need, sized, top, type Bytes, type WithRaw } from '../der/read.js';
@@ -63,7 +64,7 @@ function crt(hostId: Buffer): Buffer {
 }
 
 /**
- * The bytes smdpSign covers (notes §2.5): `82 01 01` ‖ `80 L tid` ‖ `A6 L {80 01 88 81 01 10 84 L hostId}`
+ * The bytes smdpSign covers (docs/protocol.md, What is signed): `82 01 01` ‖ `80 L tid` ‖ `A6 L {80 01 88 81 01 10 84 L hostId}`
  * ‖ `5F49 41 smdpOtpk` ‖ `5F49 41 euiccOtpk`.
  */
 export function smdpSignInput(transactionId: Buffer, hostId: Buffer, smdpOtpk: Buffer, euiccOtpk: Buffer): Buffer {
@@ -199,7 +200,7 @@ export function decodeBoundProfilePackage(input: Bytes): DecodedBoundProfilePack
 }
 
 /**
- * The ES10b LoadBoundProfilePackage commands lpac sends (notes §8): `BF36` header with the whole
+ * The ES10b LoadBoundProfilePackage commands lpac sends (docs/protocol.md, ES10 and the simulator): `BF36` header with the whole
  * `BF23`; the whole `A0`; the `A1` header; each `88`; the whole `A2` if present; the `A3` header;
  * each `86`. For a package without unknown extra elements the pieces concatenate to the package.
  */

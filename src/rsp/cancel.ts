@@ -1,7 +1,7 @@
 /**
- * CancelSession (notes §2.4): the ES10b request (`BF41 {80 tid, 81 reason}`) and the eUICC's
- * signed response that ES9+ cancelSession carries. euiccCancelSessionSignature covers
- * `ok.signed.raw` (the EuiccCancelSessionSigned TLV as received).
+ * CancelSession (SGP.22 §5.7.14, §5.6.5; docs/protocol.md, Cancelling a session): the ES10b request
+ * (`BF41 {80 tid, 81 reason}`) and the eUICC's signed response that ES9+ cancelSession carries.
+ * euiccCancelSessionSignature covers `ok.signed.raw` (the EuiccCancelSessionSigned TLV as received).
  */
 import { tlv, type Tlv } from '../der/tlv.js';
 import { decodeOidValue, encodeOidValue, integer, readUint } from '../der/types.js';

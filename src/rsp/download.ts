@@ -1,6 +1,7 @@
 /**
- * Profile metadata and PrepareDownload (notes §2.2): StoreMetadataRequest (`BF25`), SmdpSigned2,
- * PrepareDownloadRequest / Response (`BF21`), EUICCSigned2.
+ * Profile metadata and PrepareDownload (SGP.22 §5.7.5, §5.6.3; docs/protocol.md, Metadata and
+ * PrepareDownload): StoreMetadataRequest (`BF25`), SmdpSigned2, PrepareDownloadRequest / Response
+ * (`BF21`), EUICCSigned2.
  *
  * AUTOMATIC TAGS trap: SmdpSigned2.ccRequiredFlag is a plain `01` BOOLEAN and EUICCSigned2.hashCc a
  * plain `04` OCTET STRING (their SEQUENCEs already carry explicit tags, so no automatic tagging).

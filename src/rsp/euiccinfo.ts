@@ -1,4 +1,4 @@
-/** EUICCInfo1 (`BF20`) and EUICCInfo2 (`BF22`), notes §2.1. */
+/** EUICCInfo1 (`BF20`) and EUICCInfo2 (`BF22`), SGP.22 §5.7.8 (docs/protocol.md, Mutual authentication). */
 import { tlv, type Tlv } from '../der/tlv.js';
 import { namedBits, readNamedBits, readUint, readUtf8, integer, utf8 } from '../der/types.js';
 import { checkLength, guard, kids, listOf, malformed, need, opt, read, sized, top, type Bytes, type WithRaw } from '../der/read.js';

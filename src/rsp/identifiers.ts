@@ -1,7 +1,7 @@
 /**
  * Subscriber and card identifiers: ICCID (E.118), IMSI (TS 31.102 EF.IMSI coding) and EID (SGP.29).
  *
- * An ICCID travels in two codings (notes §4):
+ * An ICCID travels in two codings (docs/protocol.md, ICCID and EID codings):
  *  - EF coding: BCD with the two digits of each byte swapped and an `F` filler after a 19-digit number.
  *    Used by EF.ICCID, StoreMetadataRequest / NotificationMetadata `5A` and ProfileInfo.
  *  - header coding: the digits in reading order, `F` filler at the end. Used by the SAIP ProfileHeader `83`.

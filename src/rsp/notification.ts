@@ -1,7 +1,8 @@
 /**
- * Notifications (notes §2.4): NotificationMetadata (`BF2F`), ProfileInstallationResult (`BF37`
- * around `BF27` ProfileInstallationResultData), OtherSignedNotification (`30`) and the
- * PendingNotification CHOICE that ES9+ handleNotification carries.
+ * Notifications (SGP.22 §5.7.6, §5.7.9–5.7.11, §5.6.4; docs/protocol.md, Notifications and install
+ * results): NotificationMetadata (`BF2F`), ProfileInstallationResult (`BF37` around `BF27`
+ * ProfileInstallationResultData), OtherSignedNotification (`30`) and the PendingNotification CHOICE
+ * that ES9+ handleNotification carries.
  *
  * euiccSignPIR covers `data.raw` (the BF27 TLV as received); euiccNotificationSignature covers
  * `tbsOtherNotification.raw` (the BF2F TLV as received).

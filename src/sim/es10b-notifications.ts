@@ -46,7 +46,7 @@ function queue(card: EuiccCore, n: { seqNumber: number; operation: number; addre
 }
 
 /**
- * The signed ProfileInstallationResult (SGP.22 §5.7.7) of a load: `final` undefined for success
+ * The signed ProfileInstallationResult (SGP.22 §5.7.6) of a load: `final` undefined for success
  * (with the ISD-P `aid`), else the errorResult. Queued as a pending install notification when the
  * session has a serverAddress to send it to (its seqNumber is then the next one; 0 when not queued).
  */

@@ -216,7 +216,7 @@ export function retouchPdr(b64: string, f: (ok: PdrOk) => PdrOk): string {
   return toB64(encodePrepareDownloadResponse({ ok: f({ euiccSigned2: pdr.ok.euiccSigned2.raw, euiccSignature2: pdr.ok.euiccSignature2 }) }));
 }
 
-/** EUICCSigned2 changed and re-signed over EUICCSigned2 ‖ smdpSignature2 DO (notes §2.5). */
+/** EUICCSigned2 changed and re-signed over EUICCSigned2 ‖ smdpSignature2 DO (docs/protocol.md, What is signed). */
 export function resignEuiccSigned2(key: KeyObject, smdpSignature2Do: Buffer, s: Omit<EuiccSigned2, 'raw'>): PdrOk {
   const euiccSigned2 = encodeEuiccSigned2(s);
   return { euiccSigned2, euiccSignature2: signRaw(key, Buffer.concat([euiccSigned2, smdpSignature2Do])) };
@@ -241,6 +241,7 @@ export interface Asserts {
   match(...args: any[]): unknown;
   same(...args: any[]): unknown;
   ok(...args: any[]): unknown;
+  notOk(...args: any[]): unknown;
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
 

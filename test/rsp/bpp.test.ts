@@ -20,7 +20,7 @@ const tid = Buffer.from('1B2412CD9CCF40F6AC99194B16DC21AE', 'hex');
 const hostId = Buffer.from('mahlzeit');
 const h = (s: string) => s.replace(/\s+/g, '');
 
-t.test('smdpSignInput is exactly the table of notes §2.5', async (t) => {
+t.test('smdpSignInput is exactly the table in docs/protocol.md (What is signed)', async (t) => {
   const smdpOtpk = otpk();
   const euiccOtpk = otpk();
   const input = smdpSignInput(tid, hostId, smdpOtpk, euiccOtpk);

@@ -223,7 +223,7 @@ t.test('lpac download through the reference SM-DP+', { skip }, async (t) => {
   t.same(isc.transactionId, ss1.transactionId);
   t.same(encodeInitialiseSecureChannel(isc), isc.raw, 'BF23 re-encodes to the same bytes');
   const signInput = smdpSignInput(isc.transactionId, isc.hostId, isc.smdpOtpk, euiccSigned2.euiccOtpk);
-  t.same(smdpSignVerifyInput(isc, euiccSigned2.euiccOtpk), signInput, 'the raw signed part equals the table of notes §2.5');
+  t.same(smdpSignVerifyInput(isc, euiccSigned2.euiccOtpk), signInput, 'the raw signed part equals the table in docs/protocol.md (What is signed)');
   t.ok(verifies(smdpCert, signInput, isc.smdpSign), 'smdpSign verifies with CERT.DPpb');
   t.equal(bpp.firstSequenceOf87.length, 1);
   t.equal(bpp.secondSequenceOf87.length, 1, 'the reference SM-DP+ sends ReplaceSessionKeys (A2)');
