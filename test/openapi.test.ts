@@ -6,7 +6,7 @@
  * with a body that validates against the documented schema.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import Ajv from 'ajv';
+import { Ajv } from 'ajv';
 import t from 'tap';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { withLuhn } from '../src/rsp/identifiers.js';

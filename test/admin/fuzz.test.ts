@@ -126,7 +126,8 @@ t.test('never a 500 on input: every admin and family route', async (t) => {
       await send(`${method} ${path} sample body`, req(url(), base));
     }
     // Odd credentials: long, empty, a member-token prefix alone, non-ASCII bytes, both kinds at once.
-    for (const h of [{ authorization: `Bearer ${'x'.repeat(8000)}` }, { authorization: 'Bearer ' }, { authorization: 'Bearer fam_' }, { 'x-api-key': '\u00ff\u00fe' }, { 'x-api-key': '' }, { authorization: `Bearer ${member.token}`, ...key }]) {
+    const odd: Array<Record<string, string>> = [{ authorization: `Bearer ${'x'.repeat(8000)}` }, { authorization: 'Bearer ' }, { authorization: 'Bearer fam_' }, { 'x-api-key': '\u00ff\u00fe' }, { 'x-api-key': '' }, { authorization: `Bearer ${member.token}`, ...key }];
+    for (const h of odd) {
       await send(`${method} ${path} with ${JSON.stringify(h).slice(0, 40)}`, req(url(), undefined, h));
     }
     // Each credential on the good path (the family routes answer 401/403/404 by who calls).

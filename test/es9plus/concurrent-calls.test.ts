@@ -17,7 +17,7 @@ const ROUNDS = 6;
 
 const events = async (iccid: string) =>
   (await w.db.query<{ event: string }>('SELECT event FROM profile_events WHERE iccid = $1 ORDER BY id', [iccid])).map((e) => e.event);
-const status = (r: HttpResponse) => (r.json?.header?.functionExecutionStatus ?? {}) as { status?: string; statusCodeData?: { subjectCode: string; reasonCode: string } };
+const status = (r: HttpResponse) => ((r.json as { header?: { functionExecutionStatus?: object } } | undefined)?.header?.functionExecutionStatus ?? {}) as { status?: string; statusCodeData?: { subjectCode: string; reasonCode: string } };
 
 /**
  * A device whose LPA sends `fn` once more, at the same time, with the same body; the copy's answer
@@ -66,7 +66,7 @@ t.test('getBoundProfilePackage twice at once: the same package for both, bound o
     const first = wire.last('getBoundProfilePackage');
     const copy = await copies[0]!;
     t.equal(status(copy).status, 'Executed-Success', `round ${i}: the copy succeeded too`);
-    t.equal(copy.json.boundProfilePackage, first.json.boundProfilePackage, `round ${i}: the very same package`);
+    t.equal((copy.json as { boundProfilePackage?: string }).boundProfilePackage, first.json.boundProfilePackage, `round ${i}: the very same package`);
     const ev = await events(o.iccid);
     t.same([ev.filter((e) => e === 'downloaded').length, ev.filter((e) => e === 'bpp-resent').length], [1, 1], `round ${i}: downloaded once, re-sent once`);
     t.equal((await w.profile(o.iccid))!.state, 'Installed');

@@ -33,7 +33,8 @@ t.test('family demo creates an operator, a group and four issued profiles; usage
     t.match(l.activationCode, /^LPA:1\$/);
     const p = await w.profile(l.iccid);
     t.equal(p?.state, 'Released', `${l.device} profile released`);
-    t.equal(p?.operator_id, d.operatorId);
+    const [owner] = await w.db.query<{ operator_id: string | null }>('SELECT operator_id FROM profiles WHERE iccid = $1', [l.iccid]);
+    t.equal(owner?.operator_id, d.operatorId);
   }
 
   const kim = d.members.find((m: any) => m.name === 'Kim');
