@@ -18,8 +18,6 @@ export interface CardContext {
   changed(): void;
 }
 
-export { PROFILE_RESULT };
-
 /** PprIds bit numbers. */
 export const PPR = { pprUpdateControl: 0, ppr1DisableNotAllowed: 1, ppr2DeleteNotAllowed: 2 } as const;
 
