@@ -7,7 +7,7 @@ import { adminRoutes } from './admin/routes.js';
 import { activationCodeRoutes } from './admin/activation-codes.js';
 import { inventoryAdminRoutes } from './admin/inventory.js';
 import { registerOpenApi } from './openapi.js';
-import { ES9_PREFIX, es9plusRoutes } from './es9plus/routes.js';
+import { es9plusRoutes } from './es9plus/routes.js';
 import { frameworkErrorHandler, installErrorHandlers } from './error-handler.js';
 import { consoleRoutes } from './console/routes.js';
 import { healthRoutes } from './health.js';

@@ -8,7 +8,7 @@
  */
 import type { FastifyError, FastifyInstance, FastifyRequest, FastifySchemaCompiler } from 'fastify';
 import { sendFailed, toFunctionFailed } from './envelope.js';
-import { ES9_PREFIX } from './es9plus/routes.js';
+import { ES9_PREFIX } from './rsp/es9plus.js';
 import { FaultError } from './es9plus/faults.js';
 import { FamilyError, HTTP_STATUS as FAMILY_STATUS } from './family/store.js';
 import { UsageError } from './family/usage.js';

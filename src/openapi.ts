@@ -11,6 +11,7 @@
 import type { FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import { ES9_PREFIX } from './rsp/es9plus.js';
 
 const TAGS = [
   { name: 'ES9+', description: 'SGP.22 §5.6 / §6.5: LPA ↔ SM-DP+ (JSON over HTTPS, X-Admin-Protocol)' },
@@ -59,7 +60,7 @@ export function securityOf(url: string): Security {
 
 /** The tag of a route without one, from its path. */
 function defaultTag(url: string): string {
-  if (url.startsWith('/gsma/rsp2/es9plus')) return 'ES9+';
+  if (url.startsWith(ES9_PREFIX)) return 'ES9+';
   if (url.startsWith('/gsma/rsp2/es2plus')) return 'ES2+';
   if (url.startsWith('/admin/orders') || url.startsWith('/admin/profiles') || url.startsWith('/admin/activation-codes')) return 'admin: orders';
   if (url.startsWith('/admin/inventory') || url.startsWith('/admin/profile-types')) return 'admin: inventory';

@@ -12,8 +12,6 @@ import { initiateAuthentication } from './initiate-authentication.js';
 import { FaultsPending, injectFault } from './faults.js';
 import { ES9_PREFIX } from '../rsp/es9plus.js';
 
-/** @deprecated defined in src/rsp/es9plus.ts (shared with the LPA simulator); import it from there. */
-export { ES9_PREFIX };
 /**
  * handleNotification answers 204 even when its body cannot be parsed (SGP.22 §5.6.4: whatever the
  * outcome). An unsupported media type or an oversized body keeps its HTTP status (the app's handler).

@@ -11,7 +11,7 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { CURVES, type CurveName } from '../crypto/curves.js';
 import { RSP_ROLE, type Certificate } from '../crypto/x509.js';
 import { encodeOidValue } from '../der/types.js';
-import { eidCheckDigits, eidChecksumOk, eidWithCheckDigits } from '../rsp/identifiers.js';
+import { eidWithCheckDigits } from '../rsp/identifiers.js';
 import { issueCertificate, PkiError, type NameSpec } from './issue.js';
 import { certPath, CREDENTIAL_KINDS, CURVE_NAMES, keyPath, type CredentialKind } from './layout.js';
 import { issueEuiccCredentials, privateKeyToPem } from './load.js';
@@ -54,10 +54,6 @@ export interface GeneratedPki {
   files: string[];
 }
 
-/** @deprecated EID check digits are defined in src/rsp/identifiers.ts; import them from there. */
-export { eidCheckDigits, eidWithCheckDigits };
-/** @deprecated eidChecksumOk in src/rsp/identifiers.ts. */
-export const eidChecksumValid = eidChecksumOk;
 
 /** A valid EID under the EIN prefix: prefix, zeros, a 1, check digits. */
 export function sampleEid(einPrefix: string = PKI_DEFAULTS.einPrefix): string {

@@ -1,17 +1,15 @@
 import t from 'tap';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createHash, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { Certificate, CertificateError, checkIssued, RSP_ROLE } from '../../src/crypto/x509.js';
 import { seq, integer, oid, bitStringBytes, time } from '../../src/der/types.js';
 import { tlv } from '../../src/der/tlv.js';
 import { encodeName, issueCertificate } from '../../src/pki/issue.js';
+import { needs, SGP26 } from '../helpers/shared-data.js';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const sgp26 = resolve(repoRoot, '../shared/sgp26');
-const haveSgp26 = existsSync(join(sgp26, 'CertificateIssuer'));
-const skip = haveSgp26 ? false : `SGP.26 test PKI not found at ${sgp26}`;
+const sgp26 = SGP26.dir;
+const skip = needs(SGP26);
 const load = (rel: string) => Certificate.parse(readFileSync(join(sgp26, rel)));
 
 function codeOf(fn: () => void): string | undefined {
@@ -203,7 +201,7 @@ t.test('malformed input', async (t) => {
     ['empty sequence', Buffer.from('3000', 'hex')],
     ['truncated', Buffer.from('30820100', 'hex')],
   ];
-  if (haveSgp26) {
+  if (SGP26.present) {
     const der = readFileSync(join(sgp26, 'DPauth/CERT_S_SM_DPauth_ECDSA_NIST.der'));
     bad.push(['trailing byte', Buffer.concat([der, Buffer.from([0])])], ['cut short', der.subarray(0, der.length - 1)]);
     // outer signature algorithm differs from the inner one

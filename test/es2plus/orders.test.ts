@@ -7,7 +7,8 @@ import { createHash } from 'node:crypto';
 import { profileHistory } from '../../src/orders/store.js';
 import { startWorld, type World } from '../helpers/world.js';
 import { addEs2Operator, addProfileType, stockProfiles, type Es2Operator } from '../helpers/es2plus.js';
-import { eidWithCheckDigits, sampleEid } from '../../src/pki/generate.js';
+import { sampleEid } from '../../src/pki/generate.js';
+import { eidWithCheckDigits } from '../../src/rsp/identifiers.js';
 
 const EID_A = eidWithCheckDigits(sampleEid().slice(0, 20) + '0000000901');
 const EID_B = eidWithCheckDigits(sampleEid().slice(0, 20) + '0000000902');

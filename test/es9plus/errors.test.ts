@@ -4,15 +4,16 @@
  * path is ever answered with HTTP 500.
  */
 import t from 'tap';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { eidWithCheckDigits, generatePki } from '../../src/pki/generate.js';
+import { join } from 'node:path';
+import { generatePki } from '../../src/pki/generate.js';
+import { eidWithCheckDigits } from '../../src/rsp/identifiers.js';
 import { issueEuiccCredentials, loadEuiccCredentials, type EuiccCredentials } from '../../src/pki/load.js';
 import { decodeEuiccInfo1, encodeEuiccInfo1 } from '../../src/rsp/euiccinfo.js';
 import { Lpa } from '../../src/sim/lpa.js';
+import { SGP26 } from '../helpers/shared-data.js';
 import { startWorld } from '../helpers/world.js';
 import {
   device,
@@ -123,11 +124,11 @@ t.test('download attempt limit → 8.8.5/6.4', async (t) => {
 // ---------------------------------------------------------------------------------------------
 // eUICC certificates from elsewhere
 
-const sgp26 = resolve(dirname(fileURLToPath(import.meta.url)), '../../../shared/sgp26');
+const sgp26 = SGP26.dir;
 
 /** eUICC credentials under a CI this server does not use: SGP.26's if present beside the project, else a second generated PKI. */
 async function foreignCredentials(): Promise<{ creds: EuiccCredentials; from: string }> {
-  if (existsSync(join(sgp26, 'EUM'))) return { creds: loadEuiccCredentials(sgp26, { curve: 'P-256' }), from: 'the SGP.26 test EUM' };
+  if (SGP26.present) return { creds: loadEuiccCredentials(sgp26, { curve: 'P-256' }), from: 'the SGP.26 test EUM' };
   const dir = mkdtempSync(join(tmpdir(), 'mock-smdp-other-pki-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const g = await generatePki(dir, { curves: ['P-256'] });

@@ -6,10 +6,12 @@
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import t from 'tap';
 import { decodeStoreMetadataRequest } from '../../src/rsp/download.js';
-import { profileTypeCommand } from '../../src/inventory/cli.js';
 import { buildProfile, decodeProfile } from '../../src/saip/profile.js';
 import { personalise, readTemplate, securityDomainKeys } from '../../src/saip/template.js';
 import { newDevice } from '../helpers/device.js';
@@ -23,18 +25,12 @@ const own = buildProfile({
 const sources: Array<[string, Buffer]> = [['own', own], ...(TS48.present ? [['ts48', readFileSync(ts48File)] as [string, Buffer]] : [])];
 if (!TS48.present) t.test('ts48: a GSMA TS.48 profile as the template', { skip: needs(TS48) }, async () => {});
 
-async function quietly<T>(f: () => Promise<T>): Promise<{ value: T; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const [log, error] = [console.log, console.error];
-  console.log = (...a: unknown[]) => void out.push(a.join(' '));
-  console.error = (...a: unknown[]) => void err.push(a.join(' '));
-  try {
-    return { value: await f(), out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** The CLI as a user runs it, against the test server. */
+function cli(url: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return promisify(execFile)(process.execPath, ['--import', 'tsx', resolve(repo, 'src/cli.ts'), ...args], { cwd: repo, env: { ...process.env, MOCK_SMDP_URL: url, ADMIN_TOKEN: '' } })
+    .then((r) => ({ code: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => e);
 }
 
 for (const [label, der] of sources) {
@@ -66,15 +62,15 @@ for (const [label, der] of sources) {
     const dir = mkdtempSync(join(tmpdir(), 'mock-smdp-template-'));
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(join(dir, 't.der'), der);
-    const cli = await quietly(() => profileTypeCommand(['add', `${label}-cli`, '--template', join(dir, 't.der')], w.http, {}));
-    t.equal(cli.value, 0, cli.err);
-    t.equal(JSON.parse(cli.out).template.bytes, der.length);
-    const back = await quietly(() => profileTypeCommand(['template', `${label}-cli`, '--out', join(dir, 'back.der')], w.http, {}));
-    t.equal(back.value, 0, back.err);
+    const added = await cli(w.url, 'profile-type', 'add', `${label}-cli`, '--template', join(dir, 't.der'), '--json');
+    t.equal(added.code, 0, added.stderr);
+    t.equal(JSON.parse(added.stdout).template.bytes, der.length);
+    const back = await cli(w.url, 'profile-type', 'template', `${label}-cli`, '--out', join(dir, 'back.der'));
+    t.equal(back.code, 0, back.stderr);
     t.ok(readFileSync(join(dir, 'back.der')).equals(der));
-    const missing = await quietly(() => profileTypeCommand(['add', 'x', '--template', join(dir, 'nope.der')], w.http, {}));
-    t.equal(missing.value, 1);
-    t.match(missing.err, /cannot read the template .*nope\.der: ENOENT/);
+    const missing = await cli(w.url, 'profile-type', 'add', 'x', '--template', join(dir, 'nope.der'));
+    t.equal(missing.code, 1);
+    t.match(missing.stderr, /cannot read the template .*nope\.der: ENOENT/);
 
     // An order of the CLI-registered type, downloaded by the simulator.
     const { card, lpa } = await newDevice(w);
