@@ -39,7 +39,7 @@ Load
 Credentials and orders
   --certs DIR            PKI folder with an EUM key: each device gets a fresh eUICC certificate
                          (default: the started server's PKI, or ./certs with --url)
-  --euicc-dir DIR        existing eUICC credentials (e.g. ../shared/sgp26); all devices share its EID
+  --euicc-dir DIR        existing eUICC credentials (e.g. the published SGP.26 folder); all devices share its EID
   --codes FILE           activation codes, one a line (default: orders created through POST /admin/orders)
 Crypto-only cost
   --crypto-iterations N  iterations of the server's crypto for one download, timed in a process of
