@@ -14,6 +14,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Queryable } from '../db/db.js';
 import { ApiError } from '../http/api-error.js';
 import { errorReply, jsonReply } from '../openapi.js';
+import { PROFILE_EVENT, profileEventSql } from '../orders/state-machine.js';
+import { ORDER_SOURCE } from '../orders/store.js';
 import type { AdminDeps } from './routes.js';
 
 export interface ResetSummary {
@@ -28,8 +30,11 @@ export interface ResetSummary {
 const count = async (q: Queryable, sql: string, params: unknown[] = []) =>
   Number((await q.query<{ n: string | number }>(`WITH d AS (${sql} RETURNING 1) SELECT count(*) AS n FROM d`, params))[0]!.n);
 
-/** The profiles an order made: their 'created' event says source 'order' (src/orders/store.ts). */
-const MADE_BY_ORDER = `EXISTS (SELECT 1 FROM profile_events e WHERE e.iccid = profiles.iccid AND e.event = 'created' AND e.detail->>'source' = 'order')`;
+/** The events of a profile's creation (the 'created' event, src/orders/store.ts `insertProfile`). */
+const CREATED = profileEventSql(PROFILE_EVENT.created);
+
+/** The profiles an order made: their creation event says source ORDER_SOURCE (src/orders/store.ts). */
+const MADE_BY_ORDER = `EXISTS (SELECT 1 FROM profile_events e WHERE e.iccid = profiles.iccid AND e.event = ${CREATED} AND e.detail->>'source' = '${ORDER_SOURCE}')`;
 
 /** Empties orders and sessions (or with all, everything); one transaction, so a failure changes nothing. */
 export async function resetState(q: Queryable, opts: { all?: boolean } = {}): Promise<ResetSummary> {
@@ -61,7 +66,7 @@ export async function resetState(q: Queryable, opts: { all?: boolean } = {}): Pr
   const unboundLines = await count(q, 'UPDATE family_lines SET iccid = NULL, updated_at = now() WHERE iccid IN (SELECT iccid FROM reset_targets)');
   await q.query('DELETE FROM family_line_profiles WHERE iccid IN (SELECT iccid FROM reset_targets)');
   deleted.events = await count(q, `DELETE FROM profile_events WHERE iccid IN (SELECT iccid FROM reset_targets)
-    AND (event <> 'created' OR iccid IN (SELECT iccid FROM reset_targets WHERE made_by_order))`);
+    AND (event <> ${CREATED} OR iccid IN (SELECT iccid FROM reset_targets WHERE made_by_order))`);
   deleted.orders = await count(q, 'DELETE FROM profiles WHERE iccid IN (SELECT iccid FROM reset_targets WHERE made_by_order)');
   const returnedToPool = await count(q, `UPDATE profiles SET state = 'Available', eid = NULL, matching_id = NULL, cc_digest = NULL, cc_attempts = 0,
       download_attempts = 0, expires_at = NULL, device_state = NULL, updated_at = now()

@@ -4,15 +4,32 @@
  * outbox worker POSTs to the operator's callback_url, one group's events strictly in order.
  */
 import type { Queryable } from '../db/db.js';
-import { onProfileChange, type Action, type ProfileChange } from '../orders/state-machine.js';
+import { eventOf, onProfileChange, PROFILE_EVENT, type ProfileChange, type ProfileEventName } from '../orders/state-machine.js';
 import { groupClock } from './clock.js';
 
 export const FAMILY_EVENT_KIND = 'familyEvent';
 /** Path appended to a bare callback_url (no path) for family events; a URL with a path is used as is. */
 export const FAMILY_EVENT_PATH = '/mock-smdp/family/events';
 
-/** Event types of the usage/lifecycle side (kebab-case like the model's 'member-added', 'plan-set', …). */
+/**
+ * The types of a group's events (group_events.type: the `type` of GET /family/groups/:gid/events and
+ * of the operator's callback): the one list of them. `recordGroupEvent` takes only these.
+ */
 export const GROUP_EVENT = {
+  groupCreated: 'group-created',
+  groupRenamed: 'group-renamed',
+  planSet: 'plan-set',
+  groupRemoved: 'group-removed',
+  memberAdded: 'member-added',
+  memberChanged: 'member-changed',
+  capsSet: 'caps-set',
+  memberRemoved: 'member-removed',
+  lineAdded: 'line-added',
+  lineChanged: 'line-changed',
+  lineMoved: 'line-moved',
+  lineRemoved: 'line-removed',
+  orderCancelled: 'order-cancelled',
+  profileUnbound: 'profile-unbound',
   profileIssued: 'profile-issued',
   profileDownloaded: 'profile-downloaded',
   profileInstalled: 'profile-installed',
@@ -24,10 +41,13 @@ export const GROUP_EVENT = {
   cycleRolledOver: 'cycle-rolled-over',
 } as const;
 
+export type GroupEventType = (typeof GROUP_EVENT)[keyof typeof GROUP_EVENT];
+
 export interface GroupEvent {
   id: string;
   groupId: string;
   at: string;
+  /** A GroupEventType when written by this version; read back as the database holds it. */
   type: string;
   detail: Record<string, unknown> | null;
 }
@@ -35,7 +55,7 @@ export interface GroupEvent {
 export interface FamilyEventPayload {
   eventId: string;
   groupId: string;
-  type: string;
+  type: GroupEventType;
   detail: Record<string, unknown> | null;
   at: string;
 }
@@ -55,7 +75,7 @@ export function familyOutboxKey(groupId: string): string {
  * Logs an event of the group (timestamped with the group's clock, see clock.ts) and queues it for the
  * group operator's callback_url, if it has one. Use inside the transaction of the change it reports.
  */
-export async function recordGroupEvent(q: Queryable, groupId: string, type: string, detail: Record<string, unknown> | null = null): Promise<GroupEvent> {
+export async function recordGroupEvent(q: Queryable, groupId: string, type: GroupEventType, detail: Record<string, unknown> | null = null): Promise<GroupEvent> {
   const { now } = await groupClock(q, groupId);
   const [row] = await q.query<{ id: string | number }>(
     `INSERT INTO group_events (group_id, at, type, detail) VALUES ($1, $2, $3, $4) RETURNING id`,
@@ -83,20 +103,21 @@ export async function recordGroupEvent(q: Queryable, groupId: string, type: stri
   return event;
 }
 
-const PROFILE_EVENTS: Record<string, string> = {
-  issued: GROUP_EVENT.profileIssued,
-  downloaded: GROUP_EVENT.profileDownloaded,
-  installed: GROUP_EVENT.profileInstalled,
-  enabled: GROUP_EVENT.profileEnabled,
-  disabled: GROUP_EVENT.profileDisabled,
-  deleted: GROUP_EVENT.profileDeleted,
+/** The profile history events of a family line's profile that its group logs, and the group event each becomes. */
+const BY_PROFILE_EVENT: Partial<Record<ProfileEventName, GroupEventType>> = {
+  [PROFILE_EVENT.downloaded]: GROUP_EVENT.profileDownloaded,
+  [PROFILE_EVENT.installed]: GROUP_EVENT.profileInstalled,
+  [PROFILE_EVENT.enabled]: GROUP_EVENT.profileEnabled,
+  [PROFILE_EVENT.disabled]: GROUP_EVENT.profileDisabled,
+  [PROFILE_EVENT.deleted]: GROUP_EVENT.profileDeleted,
 };
 
 /**
- * Called where ES9+ changes a profile (downloaded, installed, enabled, disabled, deleted): when the
- * ICCID is (or was) a family line's profile, logs the group event. Does nothing otherwise.
+ * Called where a profile changes (issued by family; downloaded, installed, enabled, disabled,
+ * deleted through ES9+): when the ICCID is (or was) a family line's profile, logs the group event.
+ * Does nothing otherwise.
  */
-export async function familyProfileEvent(q: Queryable, iccid: string, type: 'issued' | 'downloaded' | 'installed' | 'enabled' | 'disabled' | 'deleted', extra: Record<string, unknown> = {}): Promise<void> {
+export async function familyProfileEvent(q: Queryable, iccid: string, type: GroupEventType, extra: Record<string, unknown> = {}): Promise<void> {
   type LineRef = { group_id: string; member_id: string; line_id: string };
   let rows = await q.query<LineRef>('SELECT group_id, member_id, id AS line_id FROM family_lines WHERE iccid = $1', [iccid]);
   if (!rows.length) {
@@ -106,7 +127,7 @@ export async function familyProfileEvent(q: Queryable, iccid: string, type: 'iss
   const r = rows[0];
   if (!r) return;
   const [p] = await q.query<{ eid: string | null }>('SELECT eid FROM profiles WHERE iccid = $1', [iccid]);
-  await recordGroupEvent(q, r.group_id, PROFILE_EVENTS[type]!, { iccid, lineId: r.line_id, memberId: r.member_id, eid: p?.eid ?? null, ...extra });
+  await recordGroupEvent(q, r.group_id, type, { iccid, lineId: r.line_id, memberId: r.member_id, eid: p?.eid ?? null, ...extra });
 }
 
 export interface EventQuery {
@@ -135,11 +156,9 @@ export async function listGroupEvents(q: Queryable, groupId: string, f: EventQue
   return rows.map((r) => ({ id: String(r.id), groupId: r.group_id, at: new Date(r.at).toISOString(), type: r.type, detail: r.detail }));
 }
 
-/** The family event of a profile change made elsewhere (ES9+, ES2+), by action. */
-function familyTypeOf(c: ProfileChange): 'downloaded' | 'installed' | 'enabled' | 'disabled' | 'deleted' | undefined {
-  const byAction: Partial<Record<Action, 'downloaded' | 'installed' | 'deleted'>> = { bppDownloaded: 'downloaded', installed: 'installed', deleted: 'deleted' };
-  if (c.action === 'deviceStateChanged') return c.set?.device_state === 'Enabled' ? 'enabled' : 'disabled';
-  return byAction[c.action];
+/** The group event of a profile change made elsewhere (ES9+, ES2+): by the history event the change records. */
+function familyTypeOf(c: ProfileChange): GroupEventType | undefined {
+  return BY_PROFILE_EVENT[eventOf(c)];
 }
 
 /**

@@ -16,7 +16,7 @@ import { getOperator } from '../operators/store.js';
 import { lockProfile, transition } from '../orders/state-machine.js';
 import { generateMatchingId } from '../orders/store.js';
 import { buildActivationCode } from '../rsp/activation-code.js';
-import { familyProfileEvent, recordGroupEvent } from './events.js';
+import { familyProfileEvent, GROUP_EVENT, recordGroupEvent } from './events.js';
 import { bindProfile, FamilyError, liveState, profilesOf, unbindProfile, type FamilyProfile, type GroupRow, type LineRow } from './store.js';
 
 export interface IssueRequest {
@@ -95,7 +95,7 @@ export async function issueProfile(q: Queryable, config: Config, group: GroupRow
     });
 
     await bindProfile(q, free, released.iccid, eid ?? null);
-    await familyProfileEvent(q, released.iccid, 'issued', { matchingId, confirmationCode: cc !== null, by });
+    await familyProfileEvent(q, released.iccid, GROUP_EVENT.profileIssued, { matchingId, confirmationCode: cc !== null, by });
     return {
       groupId: group.id,
       memberId: line.member_id,
@@ -138,7 +138,7 @@ export async function moveLine(q: Queryable, line: LineRow, newEid: string | und
   const moved = line.iccid
     ? await unbindProfile(q, line, 'moved', { eid })
     : (await q.query<LineRow>('UPDATE family_lines SET eid = $2, updated_at = now() WHERE id = $1 RETURNING *', [line.id, eid]))[0]!;
-  await recordGroupEvent(q, line.group_id, 'line-moved', { member: line.member_id, line: line.id, fromEid: line.eid, toEid: eid, previous, by });
+  await recordGroupEvent(q, line.group_id, GROUP_EVENT.lineMoved, { member: line.member_id, line: line.id, fromEid: line.eid, toEid: eid, previous, by });
   return { line: moved, previous };
 }
 

@@ -5,9 +5,10 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Queryable } from '../db/db.js';
-import { TRANSITIONS, lockProfile, transition } from '../orders/state-machine.js';
+import { PROFILE_EVENT, TRANSITIONS, lockProfile, profileEventSql, transition } from '../orders/state-machine.js';
 import type { ProfileRow, ProfileState } from '../orders/store.js';
-import { recordGroupEvent } from './events.js';
+import type { NotificationOperationName } from '../rsp/notification.js';
+import { GROUP_EVENT, recordGroupEvent } from './events.js';
 
 export type Role = 'owner' | 'adult' | 'child';
 export type Device = 'phone' | 'watch' | 'tablet';
@@ -102,7 +103,7 @@ const isUniqueViolation = (err: unknown) => (err as { code?: string })?.code ===
 
 export async function createGroup(q: Queryable, operatorId: string, name: string): Promise<GroupRow> {
   const rows = await q.query<GroupRow>('INSERT INTO family_groups (id, operator_id, name) VALUES ($1, $2, $3) RETURNING *', [newId('fg'), operatorId, name]);
-  await recordGroupEvent(q, rows[0]!.id, 'group-created', { operator: operatorId, name });
+  await recordGroupEvent(q, rows[0]!.id, GROUP_EVENT.groupCreated, { operator: operatorId, name });
   return rows[0]!;
 }
 
@@ -116,7 +117,7 @@ export async function listGroups(q: Queryable, operatorId: string): Promise<Grou
 
 export async function renameGroup(q: Queryable, id: string, name: string): Promise<GroupRow> {
   const rows = await q.query<GroupRow>('UPDATE family_groups SET name = $2, updated_at = now() WHERE id = $1 RETURNING *', [id, name]);
-  await recordGroupEvent(q, id, 'group-renamed', { name });
+  await recordGroupEvent(q, id, GROUP_EVENT.groupRenamed, { name });
   return rows[0]!;
 }
 
@@ -133,7 +134,7 @@ export async function setPlan(q: Queryable, group: GroupRow, plan: Plan): Promis
        billing_cycle_day = $7, msisdns = $8, updated_at = now() WHERE id = $1 RETURNING *`,
     [group.id, plan.profileType, plan.dataMb ?? 0, plan.voiceMin ?? 0, plan.sms ?? 0, plan.hotspotMb ?? 0, plan.billingCycleDay ?? 1, msisdns],
   );
-  await recordGroupEvent(q, group.id, 'plan-set', { ...plan, msisdns });
+  await recordGroupEvent(q, group.id, GROUP_EVENT.planSet, { ...plan, msisdns });
   return rows[0]!;
 }
 
@@ -164,7 +165,7 @@ export async function createMember(q: Queryable, groupId: string, m: { name: str
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *`,
       [newId('fm'), groupId, m.name, m.role, c.dataMb ?? null, c.voiceMin ?? null, c.sms ?? null, c.hotspotMb ?? null, c.atCap ?? 'block', tokenDigest(token)],
     );
-    await recordGroupEvent(q, groupId, 'member-added', { member: rows[0]!.id, name: m.name, role: m.role });
+    await recordGroupEvent(q, groupId, GROUP_EVENT.memberAdded, { member: rows[0]!.id, name: m.name, role: m.role });
     return { member: rows[0]!, token };
   } catch (err) {
     if (isUniqueViolation(err)) throw new FamilyError('conflict', `group ${groupId} already has an owner`);
@@ -190,7 +191,7 @@ export async function updateMember(q: Queryable, m: MemberRow, change: { name?: 
       'UPDATE family_members SET name = COALESCE($2, name), role = COALESCE($3, role), updated_at = now() WHERE id = $1 RETURNING *',
       [m.id, change.name ?? null, change.role ?? null],
     );
-    await recordGroupEvent(q, m.group_id, 'member-changed', { member: m.id, ...change });
+    await recordGroupEvent(q, m.group_id, GROUP_EVENT.memberChanged, { member: m.id, ...change });
     return rows[0]!;
   } catch (err) {
     if (isUniqueViolation(err)) throw new FamilyError('conflict', `group ${m.group_id} already has an owner`);
@@ -213,7 +214,7 @@ export async function setCaps(q: Queryable, m: MemberRow, caps: Required<Caps>, 
       WHERE id = $1 RETURNING *`,
     [m.id, caps.dataMb, caps.voiceMin, caps.sms, caps.hotspotMb, caps.atCap],
   );
-  await recordGroupEvent(q, m.group_id, 'caps-set', { member: m.id, before: capsOf(m), after: caps, by });
+  await recordGroupEvent(q, m.group_id, GROUP_EVENT.capsSet, { member: m.id, before: capsOf(m), after: caps, by });
   return rows[0]!;
 }
 
@@ -248,7 +249,7 @@ export async function createLine(q: Queryable, group: GroupRow, member: MemberRo
     `INSERT INTO family_lines (id, group_id, member_id, name, device, number_mode, msisdn, eid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
     [id, group.id, member.id, l.name ?? null, l.device, l.numberMode, l.msisdn ?? null, l.eid ?? null],
   );
-  await recordGroupEvent(q, group.id, 'line-added', { member: member.id, line: id, device: l.device, numberMode: l.numberMode, msisdn: l.msisdn ?? null });
+  await recordGroupEvent(q, group.id, GROUP_EVENT.lineAdded, { member: member.id, line: id, device: l.device, numberMode: l.numberMode, msisdn: l.msisdn ?? null });
   return rows[0]!;
 }
 
@@ -277,7 +278,7 @@ export async function updateLine(q: Queryable, group: GroupRow, line: LineRow, c
     'UPDATE family_lines SET name = $2, device = $3, number_mode = $4, msisdn = $5, eid = $6, updated_at = now() WHERE id = $1 RETURNING *',
     [line.id, next.name, next.device, next.numberMode, next.msisdn, next.eid],
   );
-  await recordGroupEvent(q, group.id, 'line-changed', { member: line.member_id, line: line.id, ...change });
+  await recordGroupEvent(q, group.id, GROUP_EVENT.lineChanged, { member: line.member_id, line: line.id, ...change });
   return rows[0]!;
 }
 
@@ -333,14 +334,14 @@ export async function releaseLineProfile(q: Queryable, line: LineRow, reason: st
     out = { iccid: line.iccid, outcome: 'unbound', state: p?.state ?? 'Unavailable', deviceState: p?.device_state ?? null };
   }
   await unbindProfile(q, line, reason);
-  await recordGroupEvent(q, line.group_id, out.outcome === 'cancelled' ? 'order-cancelled' : 'profile-unbound', { member: line.member_id, line: line.id, iccid: out.iccid, reason, by });
+  await recordGroupEvent(q, line.group_id, out.outcome === 'cancelled' ? GROUP_EVENT.orderCancelled : GROUP_EVENT.profileUnbound, { member: line.member_id, line: line.id, iccid: out.iccid, reason, by });
   return out;
 }
 
 export async function deleteLine(q: Queryable, line: LineRow, by: string): Promise<ReleaseOutcome | undefined> {
   const r = await releaseLineProfile(q, line, 'line-removed', by);
   await q.query('DELETE FROM family_lines WHERE id = $1', [line.id]);
-  await recordGroupEvent(q, line.group_id, 'line-removed', { member: line.member_id, line: line.id, by });
+  await recordGroupEvent(q, line.group_id, GROUP_EVENT.lineRemoved, { member: line.member_id, line: line.id, by });
   return r;
 }
 
@@ -351,7 +352,7 @@ export async function deleteMember(q: Queryable, m: MemberRow, by: string): Prom
     if (r) out.push(r);
   }
   await q.query('DELETE FROM family_members WHERE id = $1', [m.id]);
-  await recordGroupEvent(q, m.group_id, 'member-removed', { member: m.id, by, profiles: out });
+  await recordGroupEvent(q, m.group_id, GROUP_EVENT.memberRemoved, { member: m.id, by, profiles: out });
   return out;
 }
 
@@ -362,7 +363,7 @@ export async function deleteGroup(q: Queryable, g: GroupRow, by: string): Promis
     if (r) out.push(r);
   }
   // Logged before the delete, so the event still reaches the operator's callback URL.
-  await recordGroupEvent(q, g.id, 'group-removed', { by, profiles: out });
+  await recordGroupEvent(q, g.id, GROUP_EVENT.groupRemoved, { by, profiles: out });
   await q.query('DELETE FROM family_groups WHERE id = $1', [g.id]);
   return out;
 }
@@ -398,14 +399,17 @@ export function publicLine(l: LineRow, p?: FamilyProfile) {
   };
 }
 
+/** The notifications that report the device's own state of an installed profile (notifications.kind). */
+const DEVICE_KINDS = (['enable', 'disable', 'delete'] as const satisfies readonly NotificationOperationName[]).map((k) => `'${k}'`).join(', ');
+
 /** The profiles with these ICCIDs, with `device_reported` for liveState. */
 export async function profilesOf(q: Queryable, iccids: string[]): Promise<Map<string, FamilyProfile>> {
   if (!iccids.length) return new Map();
   const rows = await q.query<FamilyProfile>(
     `SELECT p.*, EXISTS (
         SELECT 1 FROM notifications n
-         WHERE n.iccid = p.iccid AND n.verified AND n.kind IN ('enable', 'disable', 'delete')
-           AND n.received_at >= COALESCE((SELECT max(e.at) FROM profile_events e WHERE e.iccid = p.iccid AND e.event = 'installed'), '-infinity'::timestamptz)
+         WHERE n.iccid = p.iccid AND n.verified AND n.kind IN (${DEVICE_KINDS})
+           AND n.received_at >= COALESCE((SELECT max(e.at) FROM profile_events e WHERE e.iccid = p.iccid AND e.event = ${profileEventSql(PROFILE_EVENT.installed)}), '-infinity'::timestamptz)
       ) AS device_reported
        FROM profiles p WHERE p.iccid = ANY($1)`,
     [iccids],

@@ -14,7 +14,7 @@
  */
 import type { Database, Queryable } from '../db/db.js';
 import { advanceClock, cycleOf, cycleStart, groupClock, isoDate, nextCycleStart } from './clock.js';
-import { GROUP_EVENT, recordGroupEvent } from './events.js';
+import { GROUP_EVENT, recordGroupEvent, type GroupEventType } from './events.js';
 
 export type UsageKind = 'data' | 'voice' | 'sms';
 export type Decision = 'allowed' | 'throttled' | 'blocked';
@@ -218,7 +218,7 @@ export async function recordUsage(db: Database, u: UsageInput): Promise<UsageRes
       }
     }
     // Log the first time in the cycle a limit is reached (exactly, or by a refused event).
-    const flag = async (row: CounterRow, name: string, reached: boolean, type: string, detail: Record<string, unknown>) => {
+    const flag = async (row: CounterRow, name: string, reached: boolean, type: GroupEventType, detail: Record<string, unknown>) => {
       if (!reached || row.flags.includes(name)) return;
       await q.query(`UPDATE family_usage_counters SET flags = array_append(flags, $5::text) WHERE group_id = $1 AND cycle_start = $2 AND scope = $3 AND scope_id = $4`,
         [g.id, cycle.start, row.scope, row.scope_id, name]);

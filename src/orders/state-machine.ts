@@ -62,24 +62,69 @@ export const TRANSITIONS: Readonly<Record<Action, { from: readonly ProfileState[
 /** Actions that record a protocol step and leave the state where it is. */
 const IN_PLACE = new Set<Action>(['authenticated', 'confirmationCodeRefused', 'bppResent', 'deviceStateChanged']);
 
+/**
+ * The names of the profile history events (`profile_events.event`, the `history` of GET
+ * /admin/orders/:iccid): the one list of them. Producers (this module's EVENT table, `event()` and
+ * `insertProfile` in store.ts, fault injection) take a `ProfileEventName`, and SQL that looks events
+ * up by name builds its text from these constants (`profileEventSql`), so renaming one is a compile
+ * error at each use, not a query that silently stops matching. The strings are what the database
+ * holds: changing one changes the history API and no longer matches older rows.
+ */
+export const PROFILE_EVENT = {
+  /** A profile was inserted (admin order, inventory import or generation); detail.source says which. */
+  created: 'created',
+  allocated: 'allocated',
+  linked: 'linked',
+  confirmed: 'confirmed',
+  released: 'released',
+  cancelled: 'cancelled',
+  cancelledUnavailable: 'cancelled-unavailable',
+  authenticated: 'authenticated',
+  confirmationCodeRefused: 'confirmation-code-refused',
+  confirmationCodeLimit: 'confirmation-code-limit',
+  downloaded: 'downloaded',
+  bppResent: 'bpp-resent',
+  sessionCancelled: 'session-cancelled',
+  installed: 'installed',
+  installFailed: 'install-failed',
+  enabled: 'enabled',
+  disabled: 'disabled',
+  deleted: 'deleted',
+  /** A fault injection was set on the profile's functions, or fired (src/es9plus/faults.ts). */
+  faultSet: 'fault-set',
+  faultInjected: 'fault-injected',
+} as const;
+
+export type ProfileEventName = (typeof PROFILE_EVENT)[keyof typeof PROFILE_EVENT];
+
+/** A profile event name as an SQL string literal, for statements that match events by name. */
+export function profileEventSql(name: ProfileEventName): string {
+  return `'${name.replace(/'/g, "''")}'`;
+}
+
 /** The history event recorded for each action (per target state, or per device state, where one action has several). */
-const EVENT: Record<Action, (to: ProfileState, c: { device_state?: string | null }) => string> = {
-  downloadOrder: (to) => (to === 'Linked' ? 'linked' : 'allocated'),
-  released: () => 'released',
-  confirmOrder: (to) => (to === 'Released' ? 'released' : 'confirmed'),
-  releaseProfile: () => 'released',
-  cancelOrder: (to) => (to === 'Available' ? 'cancelled' : 'cancelled-unavailable'),
-  authenticated: () => 'authenticated',
-  confirmationCodeRefused: () => 'confirmation-code-refused',
-  orderKilled: () => 'confirmation-code-limit',
-  bppDownloaded: () => 'downloaded',
-  bppResent: () => 'bpp-resent',
-  sessionCancelled: () => 'session-cancelled',
-  installed: () => 'installed',
-  installFailed: () => 'install-failed',
-  deviceStateChanged: (_to, c) => (c.device_state === 'Enabled' ? 'enabled' : 'disabled'),
-  deleted: () => 'deleted',
+const EVENT: Record<Action, (to: ProfileState, c: { device_state?: string | null }) => ProfileEventName> = {
+  downloadOrder: (to) => (to === 'Linked' ? PROFILE_EVENT.linked : PROFILE_EVENT.allocated),
+  released: () => PROFILE_EVENT.released,
+  confirmOrder: (to) => (to === 'Released' ? PROFILE_EVENT.released : PROFILE_EVENT.confirmed),
+  releaseProfile: () => PROFILE_EVENT.released,
+  cancelOrder: (to) => (to === 'Available' ? PROFILE_EVENT.cancelled : PROFILE_EVENT.cancelledUnavailable),
+  authenticated: () => PROFILE_EVENT.authenticated,
+  confirmationCodeRefused: () => PROFILE_EVENT.confirmationCodeRefused,
+  orderKilled: () => PROFILE_EVENT.confirmationCodeLimit,
+  bppDownloaded: () => PROFILE_EVENT.downloaded,
+  bppResent: () => PROFILE_EVENT.bppResent,
+  sessionCancelled: () => PROFILE_EVENT.sessionCancelled,
+  installed: () => PROFILE_EVENT.installed,
+  installFailed: () => PROFILE_EVENT.installFailed,
+  deviceStateChanged: (_to, c) => (c.device_state === 'Enabled' ? PROFILE_EVENT.enabled : PROFILE_EVENT.disabled),
+  deleted: () => PROFILE_EVENT.deleted,
 };
+
+/** The history event `transition()` records for a change (the EVENT table). */
+export function eventOf(c: Pick<ProfileChange, 'action' | 'to' | 'set' | 'row'>): ProfileEventName {
+  return EVENT[c.action](c.to, { device_state: c.set?.device_state ?? c.row.device_state });
+}
 
 export function canTransition(action: Action, from: ProfileState, to: ProfileState): boolean {
   const t = TRANSITIONS[action];
@@ -179,7 +224,7 @@ export function profileColumns(): string {
 onProfileChange({
   parts: (c) => [{
     sql: `INSERT INTO profile_events (iccid, event, detail) SELECT t.iccid, $1::text, $2::jsonb FROM t`,
-    params: [EVENT[c.action](c.to, { device_state: c.set?.device_state ?? c.row.device_state }), JSON.stringify({ from: c.from, to: c.to, ...(c.detail ?? {}) })],
+    params: [eventOf(c), JSON.stringify({ from: c.from, to: c.to, ...(c.detail ?? {}) })],
   }],
 });
 

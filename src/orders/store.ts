@@ -4,7 +4,7 @@ import type { Queryable } from '../db/db.js';
 import { confirmationCodeDigest } from '../crypto/hashcc.js';
 import { normaliseIccid, withLuhn, isEid } from '../rsp/identifiers.js';
 import { MATCHING_ID_RE } from '../rsp/activation-code.js';
-import { lockProfile, transition } from './state-machine.js';
+import { lockProfile, PROFILE_EVENT, transition, type ProfileEventName } from './state-machine.js';
 
 export type ProfileState =
   | 'Available' | 'Allocated' | 'Linked' | 'Confirmed' | 'Released'
@@ -80,9 +80,12 @@ export interface NewProfile {
   opc?: Buffer;
 }
 
+/** The `source` of the 'created' event of a profile an admin order made (POST /admin/reset deletes those). */
+export const ORDER_SOURCE = 'order';
+
 /**
- * Inserts an Available profile. `source` is recorded in its 'created' event: 'order' for the profile
- * an admin order creates (POST /admin/reset deletes those; inventory profiles go back to the pool).
+ * Inserts an Available profile. `source` is recorded in its 'created' event: ORDER_SOURCE for the
+ * profile an admin order creates (POST /admin/reset deletes those; inventory profiles go back to the pool).
  */
 export async function insertProfile(q: Queryable, p: NewProfile, source?: string): Promise<ProfileRow> {
   const iccid = p.iccid ? normaliseIccid(p.iccid) : generateIccid();
@@ -93,7 +96,7 @@ export async function insertProfile(q: Queryable, p: NewProfile, source?: string
     [iccid, p.profileType ?? 'default', p.imsi ?? generateImsi(), p.ki ?? randomBytes(16), p.opc ?? randomBytes(16), randomBytes(48)],
   );
   if (!rows[0]) throw new OrderError('conflict', `ICCID ${iccid} already exists`);
-  await event(q, iccid, 'created', { profileType: p.profileType ?? 'default', ...(source ? { source } : {}) });
+  await event(q, iccid, PROFILE_EVENT.created, { profileType: p.profileType ?? 'default', ...(source ? { source } : {}) });
   return rows[0];
 }
 
@@ -130,14 +133,14 @@ export async function createReleasedOrder(q: Queryable, o: NewOrder): Promise<Pr
     const existing = await lockProfile(q, iccid);
     if (!existing) {
       await checkProfileType(q, o.profileType);
-      row = await insertProfile(q, o, 'order');
+      row = await insertProfile(q, o, ORDER_SOURCE);
     } else if (existing.state !== 'Available') throw new OrderError('conflict', `profile ${iccid} is ${existing.state}, not Available`, { iccid, state: existing.state });
     else if (o.profileType !== undefined && o.profileType !== existing.profile_type) {
       throw new OrderError('conflict', `profile ${iccid} is of profile type ${existing.profile_type}, not ${o.profileType}`, { iccid, profileType: existing.profile_type });
     } else row = existing;
   } else {
     await checkProfileType(q, o.profileType);
-    row = await insertProfile(q, o, 'order');
+    row = await insertProfile(q, o, ORDER_SOURCE);
   }
   return transition(q, row, {
     action: 'released',
@@ -167,7 +170,8 @@ async function checkProfileType(q: Queryable, profileType: string | undefined): 
   if (!rows.length) throw new OrderError('notFound', `unknown profile type ${JSON.stringify(name)} (create it with POST /admin/profile-types)`, { profileType: name });
 }
 
-export async function event(q: Queryable, iccid: string, name: string, detail?: Record<string, unknown>): Promise<void> {
+/** Records a history event of a profile outside a transition (its creation, a fault injection). */
+export async function event(q: Queryable, iccid: string, name: ProfileEventName, detail?: Record<string, unknown>): Promise<void> {
   await q.query('INSERT INTO profile_events (iccid, event, detail) VALUES ($1, $2, $3)', [iccid, name, detail ? JSON.stringify(detail) : null]);
 }
 
