@@ -37,7 +37,7 @@ const CREATED = profileEventSql(PROFILE_EVENT.created);
 const MADE_BY_ORDER = `EXISTS (SELECT 1 FROM profile_events e WHERE e.iccid = profiles.iccid AND e.event = ${CREATED} AND e.detail->>'source' = '${ORDER_SOURCE}')`;
 
 /** Empties orders and sessions (or with all, everything); one transaction, so a failure changes nothing. */
-export async function resetState(q: Queryable, opts: { all?: boolean } = {}): Promise<ResetSummary> {
+async function resetState(q: Queryable, opts: { all?: boolean } = {}): Promise<ResetSummary> {
   const deleted: Record<string, number> = {};
   deleted.sessions = await count(q, 'DELETE FROM rsp_sessions');
   deleted.notifications = await count(q, 'DELETE FROM notifications');

@@ -4,6 +4,7 @@
  * catcher received.
  */
 import type { Config } from '../config.js';
+import type { PROGRESS_KIND } from '../es2plus/callbacks.js';
 import { inventoryView } from '../inventory/store.js';
 import type { ProfileRow } from '../orders/store.js';
 import { buildActivationCode } from '../rsp/activation-code.js';
@@ -40,9 +41,12 @@ export const CALLBACK_STATES: readonly CallbackState[] = ['pending', 'retrying',
 /** The outbox key of a family group's events (src/family/events.ts familyOutboxKey). */
 const FAMILY_KEY = /^family:(.+)$/;
 
+/** The outbox kind of an ES2+ progress callback; typed by src/es2plus/callbacks.ts (imported as a type: no listener loaded). */
+const PROGRESS: typeof PROGRESS_KIND = 'handleDownloadProgressInfo';
+
 /** One line saying what a callback reports: the ES2+ notification point and its status, or the family event. */
 function summaryOf(kind: string, payload: Record<string, any>): string {
-  if (kind === 'handleDownloadProgressInfo') {
+  if (kind === PROGRESS) {
     const s = payload.notificationPointStatus ?? {};
     const code = s.statusCodeData ? ` ${s.statusCodeData.subjectCode}/${s.statusCodeData.reasonCode}` : '';
     return `point ${payload.notificationPointId} ${s.status ?? '?'}${code}`;

@@ -10,13 +10,13 @@ import { onProfileChange, type ProfileChange } from '../orders/state-machine.js'
 
 export const PROGRESS_KIND = 'handleDownloadProgressInfo';
 /** ES2+ path of the callback, appended to the operator's callback_url unless that already ends with it. */
-export const PROGRESS_PATH = '/gsma/rsp2/es2plus/handleDownloadProgressInfo';
+const PROGRESS_PATH = '/gsma/rsp2/es2plus/handleDownloadProgressInfo';
 
 /** Notification points (SGP.22 §5.3.5; docs/protocol.md#notification-points). */
-export const POINT = { eligibility: 1, confirmationFailure: 2, bppDownload: 3, bppInstallation: 4 } as const;
+const POINT = { eligibility: 1, confirmationFailure: 2, bppDownload: 3, bppInstallation: 4 } as const;
 
 /** Point 4 with an errorResult in the PIR: the eUICC could not install the profile. */
-export const INSTALL_FAILED: StatusCode = { subjectCode: '8.2', reasonCode: '4.2', message: 'Profile installation failed on the eUICC' };
+const INSTALL_FAILED: StatusCode = { subjectCode: '8.2', reasonCode: '4.2', message: 'Profile installation failed on the eUICC' };
 
 /**
  * A verified ES9+.CancelSession. SGP.22 v2 defines no notification point for it
@@ -80,13 +80,13 @@ export function progressTimestamp(d = new Date()): string {
 }
 
 /** The operator endpoint for a callback_url: a bare base URL gets the ES2+ path appended. */
-export function callbackEndpoint(callbackUrl: string): string {
+function callbackEndpoint(callbackUrl: string): string {
   const u = new URL(callbackUrl);
   if (u.pathname === '/' || u.pathname === '') u.pathname = PROGRESS_PATH;
   return u.toString();
 }
 
-export function buildProgressPayload(p: ProgressInfo, profileType: string, profileEid: string | null, at = new Date()): ProgressPayload {
+function buildProgressPayload(p: ProgressInfo, profileType: string, profileEid: string | null, at = new Date()): ProgressPayload {
   const eid = p.eid ?? profileEid ?? undefined;
   const status: FunctionExecutionStatus = { status: p.status };
   if (p.statusCode) {

@@ -86,7 +86,7 @@ export function checkMayIssue(p: Principal, g: GroupRow): void {
 const CAP_FIELDS = ['dataMb', 'voiceMin', 'sms', 'hotspotMb'] as const;
 
 /** The caps that `next` raises over `prev`: a higher limit, no limit where there was one, or throttle instead of block. */
-export function raisedCaps(prev: Required<Caps>, next: Required<Caps>): string[] {
+function raisedCaps(prev: Required<Caps>, next: Required<Caps>): string[] {
   const raised: string[] = CAP_FIELDS.filter((f) => {
     const a = prev[f];
     const b = next[f];

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import type { HttpClient } from '../http/client.js';
 
-export const FAMILY_USAGE = `  mock-smdp family demo [--type T] [--callback URL] [--key OPERATOR_KEY] [--json]
+const FAMILY_USAGE = `  mock-smdp family demo [--type T] [--callback URL] [--key OPERATOR_KEY] [--json]
                                   creates an operator (unless --key), 4 profiles of stock, a group (20 GB pool,
                                   5 GB hotspot), Alex (owner: phone + watch), Sam (adult: phone), Kim (child,
                                   2 GB: phone), issues the four profiles and prints their activation codes

@@ -5,7 +5,7 @@
  */
 import type { Queryable } from '../db/db.js';
 
-export const GLOBAL_SCOPE = '*';
+const GLOBAL_SCOPE = '*';
 const DAY_MS = 86_400_000;
 
 export interface GroupClock {
@@ -69,12 +69,4 @@ export function cycleOf(at: Date, billingDay: number): Cycle {
   const s = cycleStart(at, billingDay);
   const e = nextCycleStart(s);
   return { start: isoDate(s), end: isoDate(e), daysLeft: Math.ceil((e.getTime() - at.getTime()) / DAY_MS) };
-}
-
-/** Date from a `date` column (PGlite and pg give a Date at local midnight or a string). */
-export function dateColumn(v: unknown): string {
-  if (v instanceof Date) {
-    return `${v.getFullYear()}-${String(v.getMonth() + 1).padStart(2, '0')}-${String(v.getDate()).padStart(2, '0')}`;
-  }
-  return String(v).slice(0, 10);
 }

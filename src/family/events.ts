@@ -7,7 +7,7 @@ import type { Queryable } from '../db/db.js';
 import { eventOf, onProfileChange, PROFILE_EVENT, type ProfileChange, type ProfileEventName } from '../orders/state-machine.js';
 import { groupClock } from './clock.js';
 
-export const FAMILY_EVENT_KIND = 'familyEvent';
+const FAMILY_EVENT_KIND = 'familyEvent';
 /** Path appended to a bare callback_url (no path) for family events; a URL with a path is used as is. */
 export const FAMILY_EVENT_PATH = '/mock-smdp/family/events';
 
@@ -60,7 +60,7 @@ export interface FamilyEventPayload {
   at: string;
 }
 
-export function familyEventEndpoint(callbackUrl: string): string {
+function familyEventEndpoint(callbackUrl: string): string {
   const u = new URL(callbackUrl);
   if (u.pathname === '/' || u.pathname === '') u.pathname = FAMILY_EVENT_PATH;
   return u.toString();

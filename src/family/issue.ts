@@ -117,7 +117,7 @@ export async function issueProfile(q: Queryable, config: Config, group: GroupRow
  * Verify the line's profile may be left behind by a move: deleted on the device (a verified delete
  * notification) or its order cancelled (the profile is Available/Unavailable again).
  */
-export function checkProfileReleasable(line: LineRow, p: FamilyProfile | undefined): void {
+function checkProfileReleasable(line: LineRow, p: FamilyProfile | undefined): void {
   if (!p || p.device_state === 'Deleted' || p.state === 'Available' || p.state === 'Unavailable') return;
   const where = p.eid ? ` on EID ${p.eid}` : '';
   throw new FamilyError('conflict',

@@ -28,7 +28,7 @@ export interface FamilyDeps {
   config: Config;
 }
 
-export const FAMILY_PREFIX = '/family';
+const FAMILY_PREFIX = '/family';
 const tags = ['family'];
 
 const idParam = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' } as const;
@@ -75,22 +75,22 @@ async function loadLine(q: Queryable, m: MemberRow, lid: string, lock = false): 
 
 const open = (properties: Record<string, unknown>, required: string[] = []) => ({ type: 'object', additionalProperties: true, required, properties });
 const at = '2026-01-01T12:00:00.000Z';
-export const capsSchema = open({ dataMb: { type: 'integer', nullable: true }, voiceMin: { type: 'integer', nullable: true }, sms: { type: 'integer', nullable: true }, hotspotMb: { type: 'integer', nullable: true }, atCap: { type: 'string', enum: ['block', 'throttle'] } });
-export const planSchema = open({ profileType: nullableString, dataMb: { type: 'integer' }, voiceMin: { type: 'integer' }, sms: { type: 'integer' }, hotspotMb: { type: 'integer' }, billingCycleDay: { type: 'integer' }, msisdns: { type: 'array', items: { type: 'string' } } });
-export const groupSchema = open({ id: { type: 'string' }, operatorId: { type: 'string' }, name: { type: 'string' }, plan: planSchema, createdAt: { type: 'string' }, updatedAt: { type: 'string' } }, ['id', 'operatorId', 'name', 'plan']);
-export const groupExample = {
+const capsSchema = open({ dataMb: { type: 'integer', nullable: true }, voiceMin: { type: 'integer', nullable: true }, sms: { type: 'integer', nullable: true }, hotspotMb: { type: 'integer', nullable: true }, atCap: { type: 'string', enum: ['block', 'throttle'] } });
+const planSchema = open({ profileType: nullableString, dataMb: { type: 'integer' }, voiceMin: { type: 'integer' }, sms: { type: 'integer' }, hotspotMb: { type: 'integer' }, billingCycleDay: { type: 'integer' }, msisdns: { type: 'array', items: { type: 'string' } } });
+const groupSchema = open({ id: { type: 'string' }, operatorId: { type: 'string' }, name: { type: 'string' }, plan: planSchema, createdAt: { type: 'string' }, updatedAt: { type: 'string' } }, ['id', 'operatorId', 'name', 'plan']);
+const groupExample = {
   id: 'fg_3k9x2', operatorId: 'op-1', name: 'The Smiths',
   plan: { profileType: 'family', dataMb: 50000, voiceMin: 3000, sms: 1000, hotspotMb: 10000, billingCycleDay: 15, msisdns: ['447700900001'] },
   createdAt: at, updatedAt: at,
 };
-export const memberSchema = open({ id: { type: 'string' }, groupId: { type: 'string' }, name: { type: 'string' }, role: { type: 'string', enum: ['owner', 'adult', 'child'] }, caps: capsSchema, createdAt: { type: 'string' } }, ['id', 'groupId', 'name', 'role', 'caps']);
-export const memberExample = { id: 'fm_7q2', groupId: 'fg_3k9x2', name: 'Kim', role: 'child', caps: { dataMb: 2000, voiceMin: null, sms: 100, hotspotMb: null, atCap: 'throttle' }, createdAt: at };
+const memberSchema = open({ id: { type: 'string' }, groupId: { type: 'string' }, name: { type: 'string' }, role: { type: 'string', enum: ['owner', 'adult', 'child'] }, caps: capsSchema, createdAt: { type: 'string' } }, ['id', 'groupId', 'name', 'role', 'caps']);
+const memberExample = { id: 'fm_7q2', groupId: 'fg_3k9x2', name: 'Kim', role: 'child', caps: { dataMb: 2000, voiceMin: null, sms: 100, hotspotMb: null, atCap: 'throttle' }, createdAt: at };
 const lineProfileSchema = { ...open({ iccid: { type: 'string' }, state: { type: 'string' }, orderState: { type: 'string' }, deviceState: nullableString, eid: nullableString, matchingId: nullableString, updatedAt: { type: 'string' } }), nullable: true };
 export const lineSchema = open({
   id: { type: 'string' }, groupId: { type: 'string' }, memberId: { type: 'string' }, name: nullableString, device: { type: 'string', enum: ['phone', 'watch', 'tablet'] },
   numberMode: { type: 'string', enum: ['shared', 'own'] }, msisdn: nullableString, eid: nullableString, iccid: nullableString, profile: lineProfileSchema,
 }, ['id', 'groupId', 'memberId', 'device', 'numberMode']);
-export const lineExample = { id: 'fl_9d1', groupId: 'fg_3k9x2', memberId: 'fm_7q2', name: 'Kim phone', device: 'phone', numberMode: 'shared', msisdn: '447700900001', eid: null, iccid: null, profile: null };
+const lineExample = { id: 'fl_9d1', groupId: 'fg_3k9x2', memberId: 'fm_7q2', name: 'Kim phone', device: 'phone', numberMode: 'shared', msisdn: '447700900001', eid: null, iccid: null, profile: null };
 const memberViewSchema = { ...memberSchema, properties: { ...memberSchema.properties, lines: { type: 'array', items: lineSchema } } };
 const memberViewExample = { ...memberExample, lines: [lineExample] };
 const releasedSchema = { type: 'array', items: open({}) };

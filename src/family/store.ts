@@ -93,7 +93,7 @@ const newId = (prefix: string) => `${prefix}_${randomBytes(8).toString('hex')}`;
 
 export const MEMBER_TOKEN_PREFIX = 'fam_';
 
-export function tokenDigest(token: string): Buffer {
+function tokenDigest(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
 }
 
@@ -138,7 +138,7 @@ export async function setPlan(q: Queryable, group: GroupRow, plan: Plan): Promis
   return rows[0]!;
 }
 
-export function publicPlan(g: GroupRow) {
+function publicPlan(g: GroupRow) {
   return {
     profileType: g.profile_type,
     dataMb: g.plan_data_mb,
@@ -317,7 +317,7 @@ export interface ReleaseOutcome {
  * through the state machine, as ES2+ cancelOrder does (profile back to Available, RSP sessions
  * ended); an installed profile can only be unbound. Used when a line or member is removed.
  */
-export async function releaseLineProfile(q: Queryable, line: LineRow, reason: string, by: string): Promise<ReleaseOutcome | undefined> {
+async function releaseLineProfile(q: Queryable, line: LineRow, reason: string, by: string): Promise<ReleaseOutcome | undefined> {
   if (!line.iccid) return undefined;
   const p = await lockProfile(q, line.iccid);
   let out: ReleaseOutcome;

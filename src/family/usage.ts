@@ -107,7 +107,7 @@ export interface CycleState {
  * Locks the group's cycle row (the group's usage lock) and moves it to the cycle the group's clock is
  * in now, logging a rollover when it changed. Call inside a transaction.
  */
-export async function syncCycle(q: Queryable, g: GroupPlan): Promise<CycleState> {
+async function syncCycle(q: Queryable, g: GroupPlan): Promise<CycleState> {
   const clock = await groupClock(q, g.id);
   const current = isoDate(cycleStart(clock.now, g.billing_cycle_day));
   await q.query('INSERT INTO family_cycles (group_id, cycle_start) VALUES ($1, $2) ON CONFLICT (group_id) DO NOTHING', [g.id, current]);

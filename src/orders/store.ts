@@ -68,7 +68,7 @@ export function generateIccid(prefix = '89000'): string {
   return withLuhn(prefix + digits(19 - prefix.length));
 }
 
-export function generateImsi(mccMnc = '00101'): string {
+function generateImsi(mccMnc = '00101'): string {
   return mccMnc + digits(15 - mccMnc.length);
 }
 
