@@ -1,10 +1,21 @@
-/** Versioned SQL migrations: src/db/migrations/NNN_name.sql, applied once each, in order, in one transaction per file. */
+/**
+ * Versioned SQL migrations: src/db/migrations/NNN_name.sql, applied once each, in order, in one
+ * transaction per file.
+ *
+ * There is no 003: the number was skipped between 002 (operators) and 004 (outbox, faults), and no
+ * migration 003 was ever in the repository. The runner needs no continuous numbering: it applies, in
+ * name order, every file whose version (its name without .sql) schema_migrations does not list.
+ * Numbers are never reused or changed: a database records what it applied by version, so a renamed
+ * file would run a second time, and a new file in the gap would run after 010 on an existing database
+ * but before 004 on a new one. A new migration takes the next number after the highest
+ * (test/db/migrate.test.ts checks that only 003 is missing).
+ */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Database } from './db.js';
 
-export function migrationsDir(): string {
+function migrationsDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   // Running from src/db (tsx) or from dist/src/db (compiled): the .sql files live in src/db/migrations.
   for (const c of [join(here, 'migrations'), resolve(here, '../../../src/db/migrations')]) {
@@ -29,7 +40,7 @@ export function loadMigrations(dir = migrationsDir()): Migration[] {
  * The advisory lock key (per database) that serialises migration runs: 'mocksmdp' in ASCII, as a
  * bigint. Any process that migrates this database takes it before touching the schema.
  */
-export const MIGRATION_LOCK_KEY = '7885631175453451376';
+const MIGRATION_LOCK_KEY = '7885631175453451376';
 
 /**
  * Applies pending migrations; returns the versions applied now. Safe to run from several processes
@@ -39,7 +50,7 @@ export const MIGRATION_LOCK_KEY = '7885631175453451376';
  * table can both pass the existence check and one then fails on pg_type's unique index, which is why
  * the lock must come first.) PGlite is one process; the lock is taken there too and costs nothing.
  */
-export async function migrate(db: Database): Promise<string[]> {
+export async function migrate(db: Database, dir = migrationsDir()): Promise<string[]> {
   return db.connection(async (c) => {
     await c.query('SELECT pg_advisory_lock($1::bigint)', [MIGRATION_LOCK_KEY]);
     try {
@@ -47,7 +58,7 @@ export async function migrate(db: Database): Promise<string[]> {
         version text PRIMARY KEY,
         applied_at timestamptz NOT NULL DEFAULT now())`);
       const applied: string[] = [];
-      for (const m of loadMigrations()) {
+      for (const m of loadMigrations(dir)) {
         const done = await c.tx(async (q) => {
           // Also serialises against a migrator that does not know the advisory lock (older versions).
           await q.query('LOCK TABLE schema_migrations IN EXCLUSIVE MODE');

@@ -4,7 +4,7 @@
  * migration is applied exactly once.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -48,6 +48,29 @@ t.test('the migrations split as before, and 009 keeps its function body whole', 
   }
   const m009 = loadMigrations().find((m) => m.version.startsWith('009_'))!;
   t.match(splitStatements(m009.sql)[0], /^CREATE OR REPLACE FUNCTION outbox_notify\(\)[\s\S]*RETURN NULL;\s*END;\s*\$\$$/);
+});
+
+t.test('the numbering: unique, increasing, only 003 missing (src/db/migrate.ts says why)', async (t) => {
+  const numbers = versions.map((v) => Number(v.slice(0, 3)));
+  t.same(numbers, [...new Set(numbers)].sort((a, b) => a - b), 'one file per number, in order');
+  const missing = Array.from({ length: Math.max(...numbers) }, (_, i) => i + 1).filter((n) => !numbers.includes(n));
+  t.same(missing, [3], 'no number reused for the gap, none skipped since');
+});
+
+t.test('a gap in the numbering: every file runs once, in name order, and a rerun applies nothing', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mock-smdp-gap-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, '001_a.sql'), 'CREATE TABLE gap_log (n integer NOT NULL);\nINSERT INTO gap_log VALUES (1);');
+  writeFileSync(join(dir, '004_d.sql'), 'INSERT INTO gap_log VALUES (4);');
+  writeFileSync(join(dir, '010_j.sql'), 'INSERT INTO gap_log VALUES (10);');
+  writeFileSync(join(dir, 'notes.txt'), 'not a migration');
+  const url = usingPostgres ? await emptyPgDatabase(t) : undefined;
+  const db = await openDatabase(url ? { url, poolSize: 2 } : { dataDir: 'memory://' });
+  t.teardown(() => db.close());
+  t.same(await migrate(db, dir), ['001_a', '004_d', '010_j'], 'applied past the gaps');
+  t.same((await db.query<{ n: number }>('SELECT n FROM gap_log')).map((r) => r.n), [1, 4, 10], 'in name order');
+  t.same(await migrate(db, dir), [], 'nothing the second time');
+  t.same((await db.query<{ version: string }>('SELECT version FROM schema_migrations ORDER BY version')).map((r) => r.version), ['001_a', '004_d', '010_j']);
 });
 
 t.test('migrate twice: the second run applies nothing', async (t) => {
