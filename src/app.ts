@@ -15,6 +15,8 @@ import { healthRoutes } from './health.js';
 // progress callbacks and the family group events.
 import './es2plus/callbacks.js';
 import './family/events.js';
+// SM-DS events end with a completed download or a cancelled order (docs/smds.md).
+import './smds/deletions.js';
 
 export interface AppDeps {
   config: Config;
@@ -53,5 +55,6 @@ export async function buildApp(deps: AppDeps, opts: FastifyServerOptions = {}): 
   await (await import('./family/routes.js')).familyRoutes(app, { db: deps.db, config: deps.config });
   await (await import('./family/usage-routes.js')).familyUsageRoutes(app, { db: deps.db });
   await consoleRoutes(app, { db: deps.db, config: deps.config });
+  await (await import('./smds/routes.js')).smdsRoutes(app, { db: deps.db, config: deps.config, pki: deps.pki });
   return app;
 }

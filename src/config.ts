@@ -28,6 +28,11 @@ export interface Config {
   /** The SM-DP+ address (host[:port]) that activation codes carry and smdpAddress must match. */
   smdpAddress: string;
   /**
+   * The address (host[:port]) of this server's built-in SM-DS (docs/smds.md); unset: the SM-DP+
+   * address (`smdsAddressOf`).
+   */
+  smdsAddress?: string;
+  /**
    * PKI folder in the SGP.26 layout. A test PKI is generated into it only when it is the default
    * folder and holds none, or an existing empty folder (src/server.ts ensurePki).
    */
@@ -67,6 +72,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tls: boolEnv(env, 'TLS', true),
     tlsProfile: oneOf('TLS_PROFILE', str(env, 'TLS_PROFILE'), TLS_PROFILES, 'sgp22'),
     smdpAddress: smdpAddressValue('SMDP_ADDRESS', str(env, 'SMDP_ADDRESS') ?? (port === 443 ? host : `${host}:${port}`)),
+    smdsAddress: str(env, 'SMDS_ADDRESS') === undefined ? undefined : smdpAddressValue('SMDS_ADDRESS', str(env, 'SMDS_ADDRESS')!),
     certsDir: folderValue('CERTS_DIR', str(env, 'CERTS_DIR') ?? DEFAULT_CERTS_DIR),
     dataDir: folderValue('DATA_DIR', str(env, 'DATA_DIR') ?? 'data'),
     databaseUrl: dbUrl === undefined ? undefined : databaseUrlValue('DATABASE_URL', dbUrl),
@@ -183,6 +189,11 @@ function hostnameEnv(env: NodeJS.ProcessEnv, name: string, dflt: string): string
 function listenHostValue(name: string, v: string): string {
   if (HOSTNAME.test(v) || /^[0-9a-fA-F:.]+$/.test(v)) return v;
   throw new ConfigError(`${name} must be an IP address or host name to listen on, e.g. 0.0.0.0 or 127.0.0.1 (got ${show(v)})`);
+}
+
+/** The built-in SM-DS's address: SMDS_ADDRESS, or else the SM-DP+ address. */
+export function smdsAddressOf(c: Pick<Config, 'smdpAddress' | 'smdsAddress'>): string {
+  return c.smdsAddress ?? c.smdpAddress;
 }
 
 /** SGP.22's SM-DP+ address: a host name with an optional port (host[:port]). */

@@ -9,6 +9,7 @@ import { check, FunctionFailed, SC } from '../errors.js';
 import { checkTransition, transition, type LockedProfile } from '../orders/state-machine.js';
 import { generateMatchingId } from '../orders/store.js';
 import { MATCHING_ID_RE } from '../rsp/activation-code.js';
+import { es12CallerFor, SMDS_ERROR } from '../smds/es12-client.js';
 import { callDetail, checkEid, checkIccid, lockOwnedProfile, type Es2Context } from './auth.js';
 
 export interface ConfirmOrderRequest {
@@ -45,11 +46,30 @@ export async function checkMatchingIdFree(q: Queryable, iccid: string, matchingI
   check(rows.length === 0, SC.matchingIdInUse, `MatchingID ${matchingId} is already used by another order`);
 }
 
-/** Verify no SM-DS registration is asked for: this SM-DP+ has no SM-DS, so 8.9/5.1 (nothing changes). */
-export function checkNoSmds(smdsAddress: string | undefined): void {
+/** Verify an SM-DS event gets a MatchingID to be its EventID (not the empty one of the default SM-DP+ case), otherwise 8.2.6/2.1. */
+export function checkSmdsMatchingId(req: ConfirmOrderRequest): void {
+  if (req.smdsAddress === undefined) return;
+  check(req.matchingId !== '', SC.matchingIdInvalid, 'an SM-DS event needs a MatchingID (its EventID): give one or leave matchingId out');
+}
+
+/** Verify the SM-DS address is host[:port], otherwise 8.9.1/2.1 (SM-DS address invalid). */
+export function checkSmdsAddress(smdsAddress: string | undefined): void {
   if (smdsAddress === undefined) return;
-  throw new FunctionFailed(SC.smdsInaccessible,
-    `no SM-DS is configured on this SM-DP+, so no event can be registered at ${smdsAddress}; confirm without smdsAddress and hand out the activation code instead`);
+  check(SMDS_ADDRESS_RE.test(smdsAddress) && smdsAddress.length <= 255, SMDS_ADDRESS_INVALID, `smdsAddress must be host[:port]: ${smdsAddress}`);
+}
+
+const SMDS_ADDRESS_RE = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*(?::\d{1,5})?$/;
+const SMDS_ADDRESS_INVALID = { subjectCode: '8.9.1', reasonCode: '2.1', message: 'Invalid SM-DS address' };
+
+/**
+ * ES12.RegisterEvent at the order's SM-DS (SGP.22 §5.3.2: confirmOrder with smdsAddress; docs/smds.md):
+ * unreachable 8.9/5.1, refused 8.9/4.2 with the SM-DS's status in the message.
+ */
+async function registerSmdsEvent(ctx: Es2Context, smdsAddress: string, eid: string, eventId: string): Promise<void> {
+  const caller = es12CallerFor(ctx.config);
+  if (!caller) throw new FunctionFailed(SC.smdsInaccessible, 'no ES12 client is configured on this SM-DP+');
+  const r = await caller.registerEvent(smdsAddress, { eid, eventId });
+  if (!r.ok) throw new FunctionFailed(SMDS_ERROR, `SM-DS ${smdsAddress} refused RegisterEvent: ${r.status.subjectCode}/${r.status.reasonCode} ${r.status.message}`);
 }
 
 async function unusedMatchingId(q: Queryable, iccid: string): Promise<string> {
@@ -62,31 +82,59 @@ async function unusedMatchingId(q: Queryable, iccid: string): Promise<string> {
 
 const isUniqueViolation = (err: unknown) => (err as { code?: string })?.code === '23505';
 
+interface Confirmation {
+  p: LockedProfile;
+  eid: string | null;
+  matchingId: string | null;
+}
+
+/** Every check of confirmOrder on the locked profile, and the EID and MatchingID it would get. */
+async function prepare(q: Queryable, ctx: Es2Context, iccid: string, req: ConfirmOrderRequest, matchingId?: string | null): Promise<Confirmation> {
+  const p = await lockOwnedProfile(q, ctx.operator, iccid);
+  checkTransition('confirmOrder', p.state);
+  const eid = checkConfirmEid(p, req.eid);
+  checkEidRequired(eid, req);
+  if (req.matchingId) await checkMatchingIdFree(q, iccid, req.matchingId);
+  const m = matchingId !== undefined ? matchingId : req.matchingId === undefined ? await unusedMatchingId(q, iccid) : req.matchingId || null;
+  if (matchingId !== undefined && m) await checkMatchingIdFree(q, iccid, m);
+  return { p, eid, matchingId: m };
+}
+
 export async function confirmOrder(ctx: Es2Context, req: ConfirmOrderRequest) {
   const iccid = checkIccid(req.iccid);
   if (req.eid !== undefined) checkEid(req.eid);
   checkMatchingIdFormat(req.matchingId);
+  checkSmdsMatchingId(req);
+  checkSmdsAddress(req.smdsAddress);
+
+  // With an SM-DS: check first, register the event (an HTTP call, never inside a transaction), then
+  // confirm with the same checks again; if that fails after all, the event is deleted again.
+  let registered: { eid: string; matchingId: string } | undefined;
+  if (req.smdsAddress !== undefined) {
+    const first = await ctx.db.tx((q) => prepare(q, ctx, iccid, req));
+    await registerSmdsEvent(ctx, req.smdsAddress, first.eid!, first.matchingId!);
+    registered = { eid: first.eid!, matchingId: first.matchingId! };
+  }
 
   try {
     return await ctx.db.tx(async (q) => {
-      const p = await lockOwnedProfile(q, ctx.operator, iccid);
-      checkTransition('confirmOrder', p.state);
-      const eid = checkConfirmEid(p, req.eid);
-      checkEidRequired(eid, req);
-      if (req.matchingId) await checkMatchingIdFree(q, iccid, req.matchingId);
-      checkNoSmds(req.smdsAddress);
-
-      const matchingId = req.matchingId === undefined ? await unusedMatchingId(q, iccid) : req.matchingId || null;
+      const { p, eid, matchingId } = await prepare(q, ctx, iccid, req, registered?.matchingId);
+      if (registered) check(eid === registered.eid, SC.iccidEidMismatch, `profile ${p.iccid} was linked to another EID meanwhile`);
       const cc = req.confirmationCode ? confirmationCodeDigest(req.confirmationCode) : null;
       await transition(q, p, {
         action: 'confirmOrder',
         to: req.releaseFlag ? 'Released' : 'Confirmed',
-        set: { eid, matching_id: matchingId, cc_digest: cc, cc_attempts: 0 },
-        detail: { ...callDetail(ctx), matchingId, eid, confirmationCode: cc !== null },
+        set: { eid, matching_id: matchingId, cc_digest: cc, cc_attempts: 0, ...(req.smdsAddress !== undefined ? { smds_address: req.smdsAddress } : {}) },
+        detail: { ...callDetail(ctx), matchingId, eid, confirmationCode: cc !== null, ...(req.smdsAddress !== undefined ? { smdsAddress: req.smdsAddress } : {}) },
       });
       return { ...(eid ? { eid } : {}), matchingId: matchingId ?? '', smdpAddress: ctx.config.smdpAddress };
     });
   } catch (err) {
+    if (registered) {
+      // The event registered for an order that was not confirmed: src/smds/deletions.ts deletes it.
+      await ctx.db.query('INSERT INTO smds_deletions (smds_address, eid, event_id) VALUES ($1, $2, $3)',
+        [req.smdsAddress, registered.eid, registered.matchingId]);
+    }
     // Two orders confirmed at once with the same MatchingID: the unique index decides.
     if (isUniqueViolation(err)) throw new FunctionFailed(SC.matchingIdInUse, `MatchingID ${req.matchingId ?? ''} is already used by another order`);
     throw err;

@@ -160,7 +160,8 @@ t.test('confirmOrder', async (t) => {
       ['MatchingID with a space', { iccid: plain, matchingId: 'A B', releaseFlag: true }, 'Failed 8.2.6/2.1'],
       ['empty MatchingID without EID', { iccid: plain, matchingId: '', releaseFlag: true }, 'Failed 8.1.1/2.2'],
       ['SM-DS without EID', { iccid: plain, smdsAddress: 'smds.example.com', releaseFlag: true }, 'Failed 8.1.1/2.2'],
-      ['SM-DS with EID: no SM-DS configured', { iccid: bound, smdsAddress: 'smds.example.com', releaseFlag: true }, 'Failed 8.9/5.1'],
+      ['SM-DS with EID: SM-DS unreachable', { iccid: bound, smdsAddress: '127.0.0.1:1', releaseFlag: true }, 'Failed 8.9/5.1'],
+      ['SM-DS address not host[:port]', { iccid: bound, smdsAddress: 'smds example', releaseFlag: true }, 'Failed 8.9.1/2.1'],
       ['releaseFlag missing', { iccid: plain }, 'Failed 1.3.1/2.2'],
       ['releaseFlag not a boolean', { iccid: plain, releaseFlag: 'soon' }, 'Failed 1.3.1/2.1'],
     ];
@@ -168,7 +169,7 @@ t.test('confirmOrder', async (t) => {
     for (const [name, body, want] of cases) {
       const r = await op.call('confirmOrder', body);
       t.equal(r.status, want, name);
-      if (want === 'Failed 8.9/5.1') t.match(r.message, /no SM-DS is configured/, 'clear message');
+      if (want === 'Failed 8.9/5.1') t.match(r.message, /SM-DS 127\.0\.0\.1:1 unreachable/, 'clear message');
     }
     t.same({ plain: await snapshot(w, plain), bound: await snapshot(w, bound), avail: await snapshot(w, avail!) }, before, 'nothing changed');
   });
