@@ -20,6 +20,7 @@ import { issueEuiccCredentials, privateKeyToPem } from './load.js';
 export const PKI_DEFAULTS = {
   hostname: 'localhost',
   smdpOid: '2.999.10',
+  smdsOid: '2.999.20',
   ciOid: '2.999.1',
   eumOid: '2.999.5',
   einPrefix: '89049032',
@@ -30,6 +31,8 @@ export interface GeneratePkiOptions {
   hostname?: string;
   /** SM-DP+ OID (SAN registeredID of DPauth, DPpb, DP TLS). Default 2.999.10. */
   smdpOid?: string;
+  /** SM-DS OID (SAN registeredID of CERT.DSauth, the built-in SM-DS's). Default 2.999.20. */
+  smdsOid?: string;
   /** CI OID (SAN registeredID of CERT.CI). Default 2.999.1. */
   ciOid?: string;
   /** EUM OID (SAN registeredID of CERT.EUM). Default 2.999.5. */
@@ -47,6 +50,7 @@ export interface GeneratePkiOptions {
 export interface GeneratedPki {
   dir: string;
   smdpOid: string;
+  smdsOid: string;
   eid: string;
   /** CI SKI (upper hex) per generated curve. */
   ciSkis: Partial<Record<CurveName, string>>;
@@ -78,11 +82,13 @@ function checkOid(name: string, oid: string) {
 export async function generatePki(dir: string, opts: GeneratePkiOptions = {}): Promise<GeneratedPki> {
   const hostname = opts.hostname ?? PKI_DEFAULTS.hostname;
   const smdpOid = opts.smdpOid ?? PKI_DEFAULTS.smdpOid;
+  const smdsOid = opts.smdsOid ?? PKI_DEFAULTS.smdsOid;
   const ciOid = opts.ciOid ?? PKI_DEFAULTS.ciOid;
   const eumOid = opts.eumOid ?? PKI_DEFAULTS.eumOid;
   const einPrefix = opts.einPrefix ?? PKI_DEFAULTS.einPrefix;
   const curves = opts.curves ?? [...CURVE_NAMES];
   checkOid('smdpOid', smdpOid);
+  checkOid('smdsOid', smdsOid);
   checkOid('ciOid', ciOid);
   checkOid('eumOid', eumOid);
   if (!/^\d{1,29}$/.test(einPrefix)) throw new PkiError('invalidEid', `EIN prefix must be 1–29 digits: ${einPrefix}`);
@@ -158,6 +164,19 @@ export async function generatePki(dir: string, opts: GeneratePkiOptions = {}): P
       await save(kind, curve, cert, key);
     }
 
+    // CERT.DSauth of the built-in SM-DS (SGP.22 §4.5: role id-rspRole-ds-auth), its own OID.
+    const dsKey = newKey();
+    const ds = issueCertificate({
+      subject: [['C', 'XX'], ['O', 'mock-smdp'], ['CN', 'mock-smdp SM-DS']],
+      subjectKey: dsKey,
+      issuer,
+      notAfter: yearsFrom(now, 10),
+      policies: [RSP_ROLE.dsAuth],
+      keyUsage: ['digitalSignature'],
+      sanRegisteredIds: [smdsOid],
+    });
+    await save('dsAuth', curve, ds, dsKey);
+
     const tlsKey = newKey();
     const ip = isIP(hostname) !== 0;
     const tls = issueCertificate({
@@ -177,5 +196,5 @@ export async function generatePki(dir: string, opts: GeneratePkiOptions = {}): P
     const euicc = issueEuiccCredentials(dir, eid, curve);
     await save('euicc', curve, euicc.cert, euicc.key);
   }
-  return { dir, smdpOid, eid, ciSkis, files };
+  return { dir, smdpOid, smdsOid, eid, ciSkis, files };
 }

@@ -14,6 +14,8 @@ const ENTRIES = {
   dpAuth: ['DPauth', 'S_SM_DPauth_ECDSA'],
   dpPb: ['DPpb', 'S_SM_DPpb_ECDSA'],
   dpTls: ['DPtls', 'S_SM_DP_TLS'],
+  // The built-in SM-DS's CERT.DSauth (docs/smds.md#its-certificate): not in the published SGP.26 set.
+  dsAuth: ['DSauth', 'S_SM_DSauth_ECDSA'],
   eum: ['EUM', 'EUM_ECDSA'],
   euicc: ['eUICC', 'EUICC_ECDSA'],
 } as const;
@@ -51,6 +53,8 @@ export const layoutFiles: Record<CredentialKind | `${CredentialKind}Key`, PerCur
   dpPbKey: perCurve((c) => keyPath('dpPb', c)),
   dpTls: perCurve((c) => certPath('dpTls', c)),
   dpTlsKey: perCurve((c) => keyPath('dpTls', c)),
+  dsAuth: perCurve((c) => certPath('dsAuth', c)),
+  dsAuthKey: perCurve((c) => keyPath('dsAuth', c)),
   eum: perCurve((c) => certPath('eum', c)),
   eumKey: perCurve((c) => keyPath('eum', c)),
   euicc: perCurve((c) => certPath('euicc', c)),

@@ -51,6 +51,18 @@ export interface ServerPki {
   tls?: TlsCredentials;
   /** Non-fatal findings, e.g. certificates outside their validity period. */
   warnings: string[];
+  /**
+   * The built-in SM-DS's CERT.DSauth and key per CI (docs/smds.md#its-certificate), when the folder
+   * has them; without, the SM-DS's ES11 is off.
+   */
+  smds?: SmdsCredentials;
+}
+
+export interface SmdsCredentials {
+  /** The SM-DS OID (SAN registeredID of CERT.DSauth). */
+  smdsOid: string;
+  /** CERT.DSauth and its key by CI SKI in upper-case hex. */
+  byCiSkiHex: Map<string, KeyPair & { curve: CurveName; ci: Certificate; ciSki: Buffer }>;
 }
 
 export interface EuiccCredentials {
@@ -213,6 +225,8 @@ export function loadServerPki(dir: string, opts: LoadServerPkiOptions = {}): Ser
   }
   const byCiSkiHex = new Map(credentials.map((c) => [c.ciSki.toString('hex').toUpperCase(), c]));
   const pki: ServerPki = { dir, credentials, byCiSkiHex, cis: [...cis.values()], smdpOid, warnings };
+  const smds = loadSmdsCredentials(dir, cis, warnings, now);
+  if (smds) pki.smds = smds;
 
   const preferred = opts.tlsCurve ?? 'P-256';
   const withTls = credentials.filter((c) => c.tls);
@@ -229,6 +243,25 @@ export function loadServerPki(dir: string, opts: LoadServerPkiOptions = {}): Ser
     };
   }
   return pki;
+}
+
+/** CERT.DSauth of each CI that has one (role ds-auth, one SM-DS OID for all); none: undefined. */
+function loadSmdsCredentials(dir: string, cis: Map<CurveName, Certificate>, warnings: string[], now: Date): SmdsCredentials | undefined {
+  const byCiSkiHex: SmdsCredentials['byCiSkiHex'] = new Map();
+  let smdsOid: string | undefined;
+  for (const [curve, ci] of cis) {
+    const rel = certPath('dsAuth', curve);
+    if (!present(dir, rel)) continue;
+    const pair = loadPair(dir, 'dsAuth', curve);
+    verifyLink(pair.cert, ci, RSP_ROLE.dsAuth, rel, warnings, now);
+    if (pair.cert.curve !== curve) throw new PkiError('invalidCertificate', `${rel} holds a ${pair.cert.curve} key`);
+    const oid = pair.cert.sanRegisteredIds[0];
+    if (!oid) throw new PkiError('invalidCertificate', `${rel} has no SM-DS OID (SAN registeredID)`);
+    if (smdsOid !== undefined && oid !== smdsOid) throw new PkiError('invalidCertificate', `${rel} names SM-DS OID ${oid}, another CERT.DSauth ${smdsOid}`);
+    smdsOid = oid;
+    byCiSkiHex.set(ci.ski!.toString('hex').toUpperCase(), { ...pair, curve, ci, ciSki: ci.ski! });
+  }
+  return smdsOid === undefined ? undefined : { smdsOid, byCiSkiHex };
 }
 
 function checkEidFor(eid: string, eum: Certificate) {
