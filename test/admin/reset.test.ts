@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
+import { PROFILE_EVENT } from '../../src/orders/state-machine.js';
 import { withLuhn } from '../../src/rsp/identifiers.js';
 import { newDevice } from '../helpers/device.js';
 import { addEs2Operator } from '../helpers/es2plus.js';
@@ -84,7 +85,7 @@ t.test('reset: orders and sessions emptied in one go, inventory and configuratio
   for (const iccid of [stocked!, imported, issued.iccid as string]) {
     const p = (await w.profile(iccid))!;
     t.match(p, { state: 'Available', eid: null, matching_id: null, cc_digest: null, cc_attempts: 0, download_attempts: 0, expires_at: null, device_state: null }, `inventory profile ${iccid} back in the pool`);
-    t.same((await api('GET', `/admin/orders/${iccid}/history`)).json().history.map((h: { event: string }) => h.event), ['created'], `${iccid}: only its creation left in the history`);
+    t.same((await api('GET', `/admin/orders/${iccid}/history`)).json().history.map((h: { event: string }) => h.event), [PROFILE_EVENT.created], `${iccid}: only its creation left in the history`);
   }
   t.equal((await api('GET', '/admin/orders')).json().orders.length, 0, 'no orders listed');
   t.same((await api('GET', '/admin/profile-types')).json().profileTypes.map((p: { name: string }) => p.name), typesBefore, 'profile types kept');

@@ -9,6 +9,7 @@ import t from 'tap';
 import { ConfigError, defaultConfig } from '../../src/config.js';
 import { openDatabase, type Database, type Queryable } from '../../src/db/db.js';
 import { prune, startRetention } from '../../src/db/retention.js';
+import { PROFILE_EVENT, type ProfileEventName } from '../../src/orders/state-machine.js';
 import { openTestDb } from '../helpers/db.js';
 import { until } from '../helpers/operator.js';
 
@@ -23,7 +24,8 @@ async function profile(q: Queryable, iccid: string, state: string, deviceState: 
   );
 }
 
-async function ev(q: Queryable, iccid: string, event: string, when: string) {
+/** A backdated history event, named as the server names it (so retention's kept 'installed' event follows PROFILE_EVENT). */
+async function ev(q: Queryable, iccid: string, event: ProfileEventName, when: string) {
   const [r] = await q.query<{ id: string }>(`INSERT INTO profile_events (iccid, event, at) VALUES ($1, $2, ${when}) RETURNING id::text`, [iccid, event]);
   return r!.id;
 }
@@ -55,12 +57,12 @@ async function fill(db: Database) {
     await profile(q, INSTALLED2, 'Installed', 'Enabled');
     // A live order (Released) and an Error one (may still be cancelled): everything stays.
     for (const i of [LIVE, ERROR]) {
-      keep.events!.push(await ev(q, i, 'created', OLD), await ev(q, i, 'released', NEW));
+      keep.events!.push(await ev(q, i, PROFILE_EVENT.created, OLD), await ev(q, i, PROFILE_EVENT.released, NEW));
       keep.notifications!.push(await note(q, { iccid: i, kind: 'install', verified: false, outcome: 'unknown-transaction', when: OLD }));
     }
     // Installed: old events go except 'installed'; recent ones stay.
-    drop.events!.push(await ev(q, INSTALLED, 'created', OLD), await ev(q, INSTALLED, 'released', OLD));
-    keep.events!.push(await ev(q, INSTALLED, 'installed', OLD), await ev(q, INSTALLED, 'disabled', NEW));
+    drop.events!.push(await ev(q, INSTALLED, PROFILE_EVENT.created, OLD), await ev(q, INSTALLED, PROFILE_EVENT.released, OLD));
+    keep.events!.push(await ev(q, INSTALLED, PROFILE_EVENT.installed, OLD), await ev(q, INSTALLED, PROFILE_EVENT.disabled, NEW));
     drop.notifications!.push(await note(q, { iccid: INSTALLED, kind: 'install', verified: true, seq: 1, outcome: 'success', when: OLD }));
     drop.notifications!.push(await note(q, { iccid: INSTALLED, kind: 'enable', verified: true, seq: 3, outcome: 'verified', when: OLD }));
     // The applied one with the highest seqNumber (replay protection) …
@@ -75,7 +77,7 @@ async function fill(db: Database) {
     keep.notifications!.push(await note(q, { iccid: INSTALLED2, kind: 'enable', verified: true, seq: 2, outcome: 'verified', when: OLD }));
     keep.notifications!.push(await note(q, { iccid: INSTALLED2, kind: 'enable', verified: true, seq: 2, outcome: 'duplicate', when: OLD }));
     // Unavailable: all old events go.
-    drop.events!.push(await ev(q, GONE, 'installed', OLD), await ev(q, GONE, 'deleted', OLD));
+    drop.events!.push(await ev(q, GONE, PROFILE_EVENT.installed, OLD), await ev(q, GONE, PROFILE_EVENT.deleted, OLD));
     drop.notifications!.push(await note(q, { iccid: GONE, kind: 'install', verified: true, seq: 1, outcome: 'success', when: OLD }));
     keep.notifications!.push(await note(q, { iccid: GONE, kind: 'delete', verified: true, seq: 2, outcome: 'verified', when: OLD }));
     // Notifications of no profile of ours.

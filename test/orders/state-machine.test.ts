@@ -7,7 +7,8 @@
 import t from 'tap';
 import { PROFILE_STATES } from '../../src/inventory/store.js';
 import {
-  TRANSITIONS, canTransition, lockProfile, onProfileChange, profileColumns, transition, type Action, type ProfileChange,
+  PROFILE_EVENT, TRANSITIONS, canTransition, eventOf, lockProfile, onProfileChange, profileColumns, profileEventSql, transition,
+  type Action, type ProfileChange,
 } from '../../src/orders/state-machine.js';
 import { insertProfile, profileHistory, type ProfileState } from '../../src/orders/store.js';
 import { openTestDb } from '../helpers/db.js';
@@ -81,4 +82,28 @@ t.test('listeners: columns in the locked read, parts only with the change, after
   await t.rejects(db.tx((q) => transition(q, row, { action: 'released', to: 'Released' })), { name: 'FunctionFailed', status: { subjectCode: '8.2.1', reasonCode: '3.5' } });
   t.same(await events(), ['created', 'released', 'test-listener-part'], 'no second event, no part');
   t.equal(seen.length, 0, 'no after work');
+});
+
+t.test('event names: the strings the database holds, one list for producers and the SQL that matches them', async (t) => {
+  // These strings are the history API (GET /admin/orders/:iccid/history) and what older rows hold.
+  t.same(Object.values(PROFILE_EVENT).sort(), [
+    'allocated', 'authenticated', 'bpp-resent', 'cancelled', 'cancelled-unavailable', 'confirmation-code-limit',
+    'confirmation-code-refused', 'confirmed', 'created', 'deleted', 'disabled', 'downloaded', 'enabled', 'fault-injected',
+    'fault-set', 'install-failed', 'installed', 'linked', 'released', 'session-cancelled',
+  ]);
+  const row = { device_state: 'Enabled' } as ProfileChange['row'];
+  for (const action of Object.keys(TRANSITIONS) as Action[]) {
+    for (const to of TRANSITIONS[action].to) {
+      if (action !== 'deviceStateChanged') t.equal(eventOf({ action, to, row }), EVENT_OF[action](to), `${action} -> ${to}`);
+    }
+  }
+  t.equal(eventOf({ action: 'deviceStateChanged', to: 'Installed', row, set: { device_state: 'Disabled' } }), 'disabled', 'by the device state set');
+  t.equal(eventOf({ action: 'deviceStateChanged', to: 'Installed', row }), 'enabled', 'else by the row');
+
+  const db = await openTestDb(t);
+  const p = await db.tx((q) => insertProfile(q, {}));
+  const match = async (sql: string) => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM profile_events WHERE iccid = $1 AND event = ${sql}`, [p.iccid]))[0]!.n;
+  t.equal(profileEventSql(PROFILE_EVENT.bppResent), "'bpp-resent'");
+  t.equal(await match(profileEventSql(PROFILE_EVENT.created)), 1, 'the creation event found by its constant');
+  t.equal(await match(profileEventSql(PROFILE_EVENT.released)), 0);
 });
