@@ -1,6 +1,6 @@
 /**
  * The built-in SM-DS and the SM-DP+'s ES12 calls, assembled for the app (docs/smds.md): the ES12
- * routes, the caller ES2+ confirmOrder uses, and the deleter of finished events.
+ * and ES11 routes, the caller ES2+ confirmOrder uses, and the deleter of finished events.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
@@ -8,6 +8,7 @@ import type { Database } from '../db/db.js';
 import type { ServerPki } from '../pki/load.js';
 import { startDeleter } from './deletions.js';
 import { installEs12Caller } from './es12-client.js';
+import { es11Routes } from './es11-routes.js';
 import { es12Routes } from './es12.js';
 
 export interface SmdsDeps {
@@ -18,6 +19,7 @@ export interface SmdsDeps {
 
 export async function smdsRoutes(app: FastifyInstance, deps: SmdsDeps) {
   await es12Routes(app, { db: deps.db, pki: deps.pki });
+  await es11Routes(app, deps);
   const caller = installEs12Caller(app, deps.config, deps.pki);
   startDeleter(app, deps.db, caller);
 }

@@ -33,3 +33,16 @@ CREATE TABLE smds_deletions (
   created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX smds_deletions_due ON smds_deletions (next_attempt_at);
+
+-- SM-DS side: the ES11 sessions (initiateAuthentication opens one, authenticateClient ends it). The
+-- transactionIds start with the bytes "SMDS" (src/smds/es11.ts).
+CREATE TABLE smds_sessions (
+  transaction_id text PRIMARY KEY,
+  ci_ski text NOT NULL,
+  server_address text NOT NULL,
+  euicc_challenge bytea NOT NULL,
+  server_challenge bytea NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  expires_at timestamptz NOT NULL
+);
+CREATE INDEX smds_sessions_expiry ON smds_sessions (expires_at);
