@@ -1,11 +1,12 @@
 /**
  * The built-in SM-DS and the SM-DP+'s ES12 calls, assembled for the app (docs/smds.md): the ES12
- * and ES11 routes, the caller ES2+ confirmOrder uses, and the deleter of finished events.
+ * and ES11 routes, the admin routes, the caller ES2+ confirmOrder uses, and the deleter of finished events.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
 import type { Database } from '../db/db.js';
 import type { ServerPki } from '../pki/load.js';
+import { smdsAdminRoutes } from './admin.js';
 import { startDeleter } from './deletions.js';
 import { installEs12Caller } from './es12-client.js';
 import { es11Routes } from './es11-routes.js';
@@ -20,6 +21,7 @@ export interface SmdsDeps {
 export async function smdsRoutes(app: FastifyInstance, deps: SmdsDeps) {
   await es12Routes(app, { db: deps.db, pki: deps.pki });
   await es11Routes(app, deps);
+  await smdsAdminRoutes(app, { db: deps.db });
   const caller = installEs12Caller(app, deps.config, deps.pki);
   startDeleter(app, deps.db, caller);
 }
