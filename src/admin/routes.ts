@@ -32,7 +32,7 @@ const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
  * path, so `/%61dmin/…` is an admin route too), or, when no route matched, by its decoded path (an
  * unauthorised caller does not learn which admin paths exist).
  */
-export function isAdminRequest(req: FastifyRequest): boolean {
+function isAdminRequest(req: FastifyRequest): boolean {
   const routed = req.routeOptions?.url;
   if (routed !== undefined) return routed === '/admin' || routed.startsWith('/admin/');
   let path = req.url.split('?')[0] ?? '';

@@ -13,14 +13,14 @@ import { errorReply, jsonReply } from '../openapi.js';
 import { BIN, CAUGHT_EXAMPLE, caughtListQuery, caughtRequestSchema, errorSchema } from './schemas.js';
 
 /** Requests kept per bin and in all. */
-export const KEEP_PER_BIN = 1000;
-export const KEEP_TOTAL = 10_000;
+const KEEP_PER_BIN = 1000;
+const KEEP_TOTAL = 10_000;
 const BODY_LIMIT = 1024 * 1024;
 /** Bodies in the list are cut to this many bytes (GET /admin/catcher/requests/:id has the whole body). */
 const LIST_BODY_LIMIT = 64 * 1024;
 const HEADERS_KEPT = ['content-type', 'user-agent', 'x-admin-protocol', 'authorization', 'x-api-key', 'content-length'];
 
-export const CATCHER_PREFIX = '/catcher';
+const CATCHER_PREFIX = '/catcher';
 
 export async function catcherRoutes(app: FastifyInstance, deps: { db: Database }) {
   const tags = ['console: callback catcher'];

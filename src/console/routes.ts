@@ -17,7 +17,7 @@ import { ConsoleFeed, type FeedOptions } from './feed.js';
 import { SSE_EXAMPLE } from './schemas.js';
 
 /** The page folder, from src/console (tsx) or dist/src/console (built). */
-export function pageDir(): string {
+function pageDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   return here.includes(`${join('dist', 'src')}`) ? join(here, '..', '..', '..', 'src', 'console', 'page') : join(here, 'page');
 }

@@ -36,7 +36,6 @@ export interface OutboxViewRow {
 }
 
 export type CallbackState = 'pending' | 'retrying' | 'delivered';
-export const CALLBACK_STATES: readonly CallbackState[] = ['pending', 'retrying', 'delivered'];
 
 /** The outbox key of a family group's events (src/family/events.ts familyOutboxKey). */
 const FAMILY_KEY = /^family:(.+)$/;

@@ -8,6 +8,7 @@ import type { Database, Queryable } from '../db/db.js';
 import { withLuhn } from '../rsp/identifiers.js';
 import { readTemplate, type ProfileTemplate } from '../saip/template.js';
 import { publicProfile, type ProfileRow, type ProfileState, type ProfileTypeRow } from '../orders/store.js';
+import { PROFILE_EVENT } from '../orders/state-machine.js';
 import { OPERATOR_ID_RE } from '../operators/store.js';
 
 export const PROFILE_STATES: readonly ProfileState[] = [
@@ -203,9 +204,9 @@ export async function insertRows(q: Queryable, rows: CheckedRow[], operator: str
     await q.query(`INSERT INTO profiles (iccid, profile_type, imsi, ki, opc, scp03_keys, state, operator_id) VALUES ${values.join(', ')}`, params);
     await q.query(
       `INSERT INTO profile_events (iccid, event, detail)
-       SELECT i, 'created', jsonb_build_object('source', $2::text, 'profileType', t, 'operator', $3::text)
+       SELECT i, $5::text, jsonb_build_object('source', $2::text, 'profileType', t, 'operator', $3::text)
        FROM unnest($1::text[], $4::text[]) AS u(i, t)`,
-      [part.map((r) => r.iccid), source, operator ?? null, part.map((r) => r.type)],
+      [part.map((r) => r.iccid), source, operator ?? null, part.map((r) => r.type), PROFILE_EVENT.created],
     );
   }
 }
