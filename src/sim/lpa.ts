@@ -120,6 +120,12 @@ export interface DownloadOptions {
   cancelReason?: number;
 }
 
+/** An event entry from an SM-DS (ES11): download it from rspServerAddress with eventId as the MatchingID. */
+export interface SmdsEvent {
+  eventId: string;
+  rspServerAddress: string;
+}
+
 export interface ProfileMetadata {
   iccid: string;
   serviceProviderName?: string;
@@ -323,7 +329,10 @@ export class Lpa {
    * One ES9+ call, checked as lpac checks it: 2xx, JSON with header.functionExecutionStatus, and
    * every expected key present as a string. A non-success status becomes an 'es9Failed' LpaError.
    */
-  async #es9(client: HttpClient, fn: string, body: Record<string, string>, keys: string[], timings?: Record<string, number>): Promise<Record<string, string>> {
+  async #es9(
+    client: HttpClient, fn: string, body: Record<string, string>, keys: string[], timings?: Record<string, number>,
+    arrays?: { keys: string[]; out: Record<string, unknown[]> },
+  ): Promise<Record<string, string>> {
     const headers = { ...LPA_HEADERS, ...(this.#opts.adminProtocol ? { 'x-admin-protocol': this.#opts.adminProtocol } : {}) };
     const t0 = performance.now();
     let res: HttpResponse;
@@ -362,6 +371,11 @@ export class Lpa {
       const v = o[k];
       if (typeof v !== 'string') throw new LpaError('badResponse', `${fn}: answer lacks ${k}`, { function: fn });
       out[k] = v;
+    }
+    for (const k of arrays?.keys ?? []) {
+      const v = o[k];
+      if (!Array.isArray(v)) throw new LpaError('badResponse', `${fn}: answer lacks the array ${k}`, { function: fn });
+      arrays!.out[k] = v;
     }
     return out;
   }
@@ -408,6 +422,31 @@ export class Lpa {
     }
     // The session has ended on the eUICC (it answered with a PIR): no cancel from here on.
     return this.#afterInstall(pirRaw, metadata, tid, opts, timings, tStart);
+  }
+
+  /**
+   * Asks an SM-DS for the events of this eUICC (ES11, SGP.22 §3.1.2 and §5.9 of v2.x;
+   * docs/smds.md#es11), as lpac's `profile discovery` does: the common mutual authentication on the
+   * ES9+ paths of `smdsAddress` with no MatchingID, then authenticateClient answers eventEntries.
+   */
+  async discover(smdsAddress: string, opts: Pick<DownloadOptions, 'tac' | 'imei'> = {}): Promise<SmdsEvent[]> {
+    const progress = this.#opts.progress ?? (() => {});
+    const client = this.#opts.clientFor?.(smdsAddress) ?? this.#opts.http;
+    if (!client) throw new LpaError('http', `no HTTP client for ${smdsAddress}`);
+    const d: DownloadStep = { client, address: smdsAddress, progress, opts, timings: {} };
+    const { challenge, info1 } = await this.#challengeAndInfo(d);
+    const ia = await this.#initiateAuthentication(d, challenge, info1);
+    const asResp = await this.#authenticateServer(d, ia, undefined);
+    progress('es11_authenticate_client', smdsAddress);
+    const arrays = { keys: ['eventEntries'], out: {} as Record<string, unknown[]> };
+    await this.#es9(client, 'authenticateClient', { transactionId: ia.transactionId!, authenticateServerResponse: b64(asResp.raw) }, [], undefined, arrays);
+    return arrays.out.eventEntries!.map((e) => {
+      const { eventId, rspServerAddress } = (e ?? {}) as Record<string, unknown>;
+      if (typeof eventId !== 'string' || typeof rspServerAddress !== 'string') {
+        throw new LpaError('badResponse', 'authenticateClient: an event entry lacks eventId or rspServerAddress', { function: 'authenticateClient' });
+      }
+      return { eventId, rspServerAddress };
+    });
   }
 
   /** The SM-DP+ address and MatchingID of the activation code (or the default SM-DP+ with an empty one). */
