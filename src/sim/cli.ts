@@ -15,7 +15,8 @@ import { CURVE_NAMES, certPath, keyPath } from '../pki/layout.js';
 import { ActivationCodeError, parseActivationCode } from '../rsp/activation-code.js';
 import { eidWithCheckDigits } from '../rsp/identifiers.js';
 import { ApduCard, ApduFront } from './apdu.js';
-import type { Es10Card } from './es10.js';
+import { decode, tlv } from '../der/tlv.js';
+import { ES10, type Es10Card } from './es10.js';
 import { VirtualEuicc } from './euicc.js';
 import { Lpa, LpaError, type DownloadResult, type NotificationOutcome } from './lpa.js';
 import { serveStdio } from './stdio.js';
@@ -24,6 +25,8 @@ export const SIM_USAGE = `mock-smdp sim — a software device: LPA (lpac's behav
 
   mock-smdp sim download 'LPA:1$HOST[:PORT]$MATCHINGID' [--cc CODE] [--url URL] [--insecure] [--ca PEM]...
                          [--imei 15DIGITS|16HEX] [--no-pir]
+  mock-smdp sim discover [--smds ADDRESS] [--download] [--url URL] [--insecure] [--ca PEM]...
+                         (events for this card at the SM-DS, default its root SM-DS; --download installs them)
   mock-smdp sim notifications [--process [--seq N]... [--keep]] [--url URL]
   mock-smdp sim profiles
   mock-smdp sim package ICCID [--out FILE]   (the installed profile package, DER; hex on stdout without --out)
@@ -59,6 +62,8 @@ const OPTIONS = {
   ca: { type: 'string', multiple: true },
   imei: { type: 'string' },
   'no-pir': { type: 'boolean' },
+  smds: { type: 'string' },
+  download: { type: 'boolean' },
   out: { type: 'string' },
   process: { type: 'boolean' },
   seq: { type: 'string', multiple: true },
@@ -156,6 +161,14 @@ class Clients {
   close(): void {
     for (const c of this.#cache.values()) c.close();
   }
+}
+
+/** The card's root SM-DS address (ES10a GetEuiccConfiguredAddresses, `BF3C { 81 rootDsAddress }`). */
+async function lpaSmdsDefault(card: Es10Card): Promise<string> {
+  const r = decode(await card.transmit(tlv(ES10.GetEuiccConfiguredAddresses)));
+  const root = r.find(0x81)?.value.toString('utf8');
+  if (!root) throw new UsageError('the card has no root SM-DS address: give --smds ADDRESS');
+  return root;
 }
 
 function imeiBytes(s: string): Buffer {
@@ -261,7 +274,7 @@ export async function simCommand(argv: string[]): Promise<number> {
   }
   const json = !!values.json;
   const log = (s: string) => console.error(s);
-  const known = ['download', 'notifications', 'profiles', 'package', 'enable', 'disable', 'delete', 'eid', 'apdu-stdio'];
+  const known = ['download', 'discover', 'notifications', 'profiles', 'package', 'enable', 'disable', 'delete', 'eid', 'apdu-stdio'];
   if (!known.includes(cmd)) {
     console.error(`unknown sim command ${cmd} (mock-smdp sim --help for usage)`);
     return 2;
@@ -300,6 +313,23 @@ export async function simCommand(argv: string[]): Promise<number> {
         });
         if (json) console.log(JSON.stringify({ ok: true, eid: card.eid, ...r }, null, 2));
         else printDownload(r, card.eid);
+        return 0;
+      }
+      case 'discover': {
+        // ES11 at the SM-DS (docs/smds.md#es11), then with --download each event over ES9+ with no activation code.
+        const smds = values.smds ?? (await lpaSmdsDefault(es10));
+        const lpa = new Lpa(es10, { http: clients.for(smds), clientFor: (a) => clients.for(a), ...(progress ? { progress } : {}) });
+        const events = await lpa.discover(smds, values.imei ? { imei: imeiBytes(values.imei) } : {});
+        const installed: DownloadResult[] = [];
+        if (values.download) {
+          for (const e of events) installed.push(await lpa.download(`1$${e.rspServerAddress}$${e.eventId}`, values.imei ? { imei: imeiBytes(values.imei) } : {}));
+        }
+        if (json) console.log(JSON.stringify({ ok: true, eid: card.eid, smdsAddress: smds, events, ...(values.download ? { installed } : {}) }, null, 2));
+        else {
+          if (!events.length) console.log(`no events for EID ${card.eid} at ${smds}`);
+          for (const e of events) console.log(`event ${e.eventId} at ${e.rspServerAddress}`);
+          for (const r of installed) printDownload(r, card.eid);
+        }
         return 0;
       }
       case 'notifications': {

@@ -120,7 +120,8 @@ export function authenticateServer(card: EuiccCore, command: Buffer): Buffer {
     return fail(/unsupported curve|not an EC key/.test(why) ? AUTHENTICATE_ERROR.unsupportedCurve : AUTHENTICATE_ERROR.invalidCertificate, `CERT.DPauth: ${why}`);
   }
   try {
-    checkServerCert(card, dpAuth, RSP_ROLE.dpAuth);
+    // CERT.DSauth of an SM-DS is accepted as well (ES11 uses the same AuthenticateServer, SGP.22 §5.7.13).
+    checkServerCert(card, dpAuth, dpAuth.policies.includes(RSP_ROLE.dsAuth) ? RSP_ROLE.dsAuth : RSP_ROLE.dpAuth);
   } catch (err) {
     return fail(AUTHENTICATE_ERROR.invalidCertificate, `CERT.DPauth: ${(err as Error).message}`);
   }

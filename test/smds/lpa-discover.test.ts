@@ -1,22 +1,14 @@
 /**
  * The LPA's discovery (Lpa.discover, docs/smds.md#es11) against the built-in SM-DS on lpac's ES9+
  * paths, then the download of the discovered event with no activation code from the operator: an
- * order confirmed with smdsAddress is found, installed, and its event is gone afterwards.
- *
- * The simulator's virtual eUICC accepts only CERT.DPauth in AuthenticateServer, so the card here
- * answers AuthenticateServer with a CERT.DSauth itself (checking it under its CI, serverSignature1 and its challenge as SGP.22 §5.7.13 has a card
- * do, over the virtual eUICC's challenge) with the virtual eUICC's own certificate and key, and hands
- * every other command to it.
+ * order confirmed with smdsAddress is found, installed, and its event is gone afterwards. The
+ * virtual eUICC authenticates the SM-DS by its CERT.DSauth (SGP.22 §5.7.13) as it does an SM-DP+
+ * by its CERT.DPauth. Also `mock-smdp sim discover [--download]`, the same through the CLI.
  */
 import t from 'tap';
-import { signRaw, verifyRaw } from '../../src/crypto/ecdsa.js';
-import { Certificate, checkIssued, RSP_ROLE } from '../../src/crypto/x509.js';
-import { decode } from '../../src/der/tlv.js';
-import { encodeAuthenticateServerResponse, encodeEuiccSigned1 } from '../../src/rsp/authentication.js';
-import { encodeEuiccInfo2 } from '../../src/rsp/euiccinfo.js';
 import { Lpa } from '../../src/sim/lpa.js';
 import { VirtualEuicc } from '../../src/sim/euicc.js';
-import { issueEuiccCredentials, type EuiccCredentials } from '../../src/pki/load.js';
+import { issueEuiccCredentials } from '../../src/pki/load.js';
 import { eidWithCheckDigits } from '../../src/rsp/identifiers.js';
 import { listEvents } from '../../src/smds/store.js';
 import { CURVE_NAMES } from '../../src/pki/layout.js';
@@ -36,55 +28,19 @@ const SMDS = 'smds.localhost:8443';
 let world: Promise<World> | undefined;
 const getWorld = () => (world ??= startWorld(t, { config: { smdsAddress: SMDS } }));
 
-/** The virtual eUICC, with the discovery commands answered as a card that accepts CERT.DSauth would. */
-function discoveringCard(card: VirtualEuicc, creds: EuiccCredentials[]) {
-  let challenge: Buffer | undefined;
-  const skis = creds.map((c) => c.eum.aki!);
-  return {
-    async transmit(cmd: Buffer): Promise<Buffer> {
-      const tag = cmd.readUInt16BE(0);
-      if (tag === 0xbf2e) {
-        // The virtual eUICC's own challenge, kept: its session goes on if the server is an SM-DP+.
-        const r = await card.transmit(cmd);
-        challenge = decode(r).find(0x80)?.value;
-        return r;
-      }
-      if (tag !== 0xbf38) return card.transmit(cmd);
-      const [signed1, sig1, ciId, certEl, ctx] = decode(cmd).children();
-      const cert = Certificate.parse(certEl!.raw);
-      if (!cert.policies.includes(RSP_ROLE.dsAuth)) return card.transmit(cmd); // an SM-DP+: the virtual eUICC's own check
-      const c = creds.find((x) => x.eum.aki!.equals(ciId!.value))!;
-      checkIssued(cert, c.cis.find((x) => x.ski!.equals(ciId!.value))!, { role: RSP_ROLE.dsAuth });
-      if (!verifyRaw(cert.publicKey, signed1!.raw, sig1!.value)) throw new Error('serverSignature1 does not verify');
-      const f = signed1!.children();
-      const v = (n: number) => f.find((x) => x.tag === n)!.value;
-      if (!challenge || !v(0x81).equals(challenge)) throw new Error('euiccChallenge differs');
-      const euiccSigned1 = encodeEuiccSigned1({
-        transactionId: v(0x80), serverAddress: v(0x83).toString('utf8'), serverChallenge: v(0x84),
-        euiccInfo2: encodeEuiccInfo2({
-          profileVersion: Buffer.from([2, 1, 0]), svn: Buffer.from([2, 2, 2]), euiccFirmwareVer: Buffer.from([1, 0, 0]), extCardResource: Buffer.alloc(0),
-          uiccCapability: [], rspCapability: [3], ciPkIdsForVerification: skis, ciPkIdsForSigning: skis, ppVersion: Buffer.from([0, 0, 1]), sasAccreditationNumber: 'TEST',
-        }),
-        ctxParams1: ctx!.raw,
-      });
-      return encodeAuthenticateServerResponse({ ok: { euiccSigned1, euiccSignature1: signRaw(c.key, euiccSigned1), euiccCertificate: c.cert.raw, eumCertificate: c.eum.raw } });
-    },
-  };
-}
-
 for (const curve of CURVE_NAMES) {
   t.test(`discovered through the SM-DS and installed with no activation code (${curve})`, async (t) => {
     const w = await getWorld();
     const op = await addEs2Operator(w);
     await op.stock(1);
-    const { card, creds } = await device(w, curve);
+    const { card } = await device(w, curve);
     const d = (await op.call('downloadOrder', { profileType: 'default', eid: card.eid })).body;
     const c = await op.call('confirmOrder', { iccid: d.iccid, smdsAddress: SMDS, releaseFlag: true });
     t.equal(c.status, 'Executed-Success');
 
-    const lpa = new Lpa(discoveringCard(card, creds), { http: w.http });
+    const lpa = new Lpa(card, { http: w.http });
     const steps: string[] = [];
-    const found = await new Lpa(discoveringCard(card, creds), { http: w.http, progress: (s) => steps.push(s) }).discover(SMDS);
+    const found = await new Lpa(card, { http: w.http, progress: (s) => steps.push(s) }).discover(SMDS);
     t.same(found, [{ eventId: c.body.matchingId, rspServerAddress: w.config.smdpAddress }]);
     t.same(steps, ['es10b_get_euicc_challenge_and_info', 'es9p_initiate_authentication', 'es10b_authenticate_server', 'es11_authenticate_client'], "lpac's steps");
 
@@ -98,7 +54,48 @@ for (const curve of CURVE_NAMES) {
 
 t.test('discover: an SM-DS refusal is an es9Failed LpaError', async (t) => {
   const w = await getWorld();
-  const { card, creds } = await device(w);
-  const err = await new Lpa(discoveringCard(card, creds), { http: w.http }).discover('elsewhere.example').catch((e) => e);
+  const { card } = await device(w);
+  const err = await new Lpa(card, { http: w.http }).discover('elsewhere.example').catch((e) => e);
   t.match(err, { code: 'es9Failed', subjectCode: '8.8.1', reasonCode: '3.8' });
+});
+
+t.test('mock-smdp sim discover, then sim discover --download: the event listed, installed, gone', async (t) => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { simCommand } = await import('../../src/sim/cli.js');
+  const w = await getWorld();
+  const dir = mkdtempSync(join(tmpdir(), 'mock-smdp-discover-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const base = ['--state', join(dir, 'card.json'), '--certs', w.pkiDir, '--url', w.url];
+  const run = async (...args: string[]) => {
+    const out: string[] = [];
+    const [log, error] = [console.log, console.error];
+    console.log = (...a: unknown[]) => void out.push(a.join(' '));
+    console.error = () => {};
+    try {
+      return { code: await simCommand([...args, ...base]), out: out.join('\n') };
+    } finally {
+      [console.log, console.error] = [log, error];
+    }
+  };
+  const eid = JSON.parse((await run('eid', '--json')).out).eid as string;
+  t.match(eid, /^\d{32}$/, 'a new card');
+  const op = await addEs2Operator(w);
+  await op.stock(1);
+  const d = (await op.call('downloadOrder', { profileType: 'default', eid })).body;
+  const c = await op.call('confirmOrder', { iccid: d.iccid, smdsAddress: SMDS, releaseFlag: true });
+  t.equal(c.status, 'Executed-Success');
+
+  const listed = await run('discover', '--smds', SMDS, '--json');
+  t.equal(listed.code, 0);
+  t.match(JSON.parse(listed.out), { ok: true, eid, smdsAddress: SMDS, events: [{ eventId: c.body.matchingId, rspServerAddress: w.config.smdpAddress }] });
+  t.equal((await w.profile(d.iccid))!.state, 'Released', 'listing installs nothing');
+
+  const installed = await run('discover', '--smds', SMDS, '--download', '--json');
+  t.equal(installed.code, 0);
+  t.match(JSON.parse(installed.out), { installed: [{ iccid: d.iccid }] });
+  t.equal((await w.profile(d.iccid))!.state, 'Installed');
+  await until(async () => (await listEvents(w.db, { eid })).length === 0);
+  t.match(JSON.parse((await run('discover', '--smds', SMDS, '--json')).out), { events: [] }, 'the event is gone');
 });
