@@ -19,6 +19,7 @@ const TAGS = [
   { name: 'admin: orders', description: 'Orders, their history and activation codes' },
   { name: 'admin: inventory', description: 'Profile types and the pools of profiles' },
   { name: 'admin: operators', description: 'ES2+ callers: API keys, client certificates, callback URLs' },
+  { name: 'admin: SM-DS', description: 'The built-in SM-DS: its event records, the SM-DP+ servers allowed on ES12 (docs/smds.md)' },
   { name: 'admin: faults', description: 'Fault injection into ES9+ calls' },
   { name: 'admin', description: 'Other admin functions' },
   { name: 'family', description: 'Family groups: members, lines, caps, usage' },

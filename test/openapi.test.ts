@@ -179,6 +179,8 @@ t.test('a representative call of every route answers a documented status and sch
     ['GET /admin/catcher/requests/{id}', () => ({ method: 'GET', url: `/admin/catcher/requests/${caught}`, headers: admin })],
     ['DELETE /admin/catcher', () => ({ method: 'DELETE', url: '/admin/catcher?bin=doc', headers: admin })],
     ['GET /admin/callbacks', () => ({ method: 'GET', url: '/admin/callbacks', headers: admin })],
+    ['GET /admin/smds/events', () => ({ method: 'GET', url: '/admin/smds/events?limit=5', headers: admin })],
+    ['POST /admin/smds/clients', () => ({ method: 'POST', url: '/admin/smds/clients', headers: admin, payload: { requester: 'smdp.other.example' } })],
     ['GET /admin/family/groups', () => ({ method: 'GET', url: '/admin/family/groups', headers: admin })],
     ['GET /admin/family/groups/{gid}', () => ({ method: 'GET', url: `/admin/family/groups/${gid}`, headers: admin })],
     ['DELETE /family/groups/{gid}/members/{mid}/lines/{lid}', () => ({ method: 'DELETE', url: `${m}/lines/${spare.id}`, headers: opKey })],

@@ -45,6 +45,10 @@ async function resetState(q: Queryable, opts: { all?: boolean } = {}): Promise<R
   deleted.faults = await count(q, 'DELETE FROM fault_injections');
   // What the console's callback catcher received (docs/console.md) belongs to the test case too.
   deleted.caughtRequests = await count(q, 'DELETE FROM caught_requests');
+  // The built-in SM-DS's events, its discovery sessions and pending deletions (docs/smds.md).
+  deleted.smdsEvents = await count(q, 'DELETE FROM smds_events');
+  await q.query('DELETE FROM smds_sessions');
+  await q.query('DELETE FROM smds_deletions');
   if (opts.all) {
     deleted.usageEvents = await count(q, 'DELETE FROM usage_events');
     deleted.groupEvents = await count(q, 'DELETE FROM group_events');
@@ -58,6 +62,7 @@ async function resetState(q: Queryable, opts: { all?: boolean } = {}): Promise<R
     deleted.events = await count(q, 'DELETE FROM profile_events');
     deleted.profiles = await count(q, 'DELETE FROM profiles');
     deleted.operators = await count(q, 'DELETE FROM operators');
+    await q.query('DELETE FROM smds_clients');
     deleted.profileTypes = await count(q, `DELETE FROM profile_types WHERE name <> 'default'`);
     return { scope: 'all', deleted, returnedToPool: 0, unboundLines: 0 };
   }

@@ -24,17 +24,12 @@ const eventExample = {
   rspServerAddress: 'smdp.example.com', registeredBy: '2.999.10', createdAt: '2026-01-01T12:00:00.000Z',
 };
 
-/**
- * Not in /openapi.json yet (hide): the OpenAPI test wants a representative call of every documented
- * route, which test/openapi.test.ts does not have for these (docs/smds.md#admin-api).
- */
-const HIDDEN = true;
 
 export async function smdsAdminRoutes(app: FastifyInstance, deps: { db: Database }) {
-  const tags = ['admin: orders'];
+  const tags = ['admin: SM-DS'];
   app.get<{ Querystring: { eid?: string; limit?: number } }>('/admin/smds/events', {
     schema: {
-      hide: HIDDEN, tags, summary: 'The SM-DS event records (newest first), optionally of one EID',
+      tags, summary: 'The SM-DS event records (newest first), optionally of one EID',
       querystring: {
         type: 'object', additionalProperties: false,
         properties: { eid: { type: 'string', pattern: '^[0-9]{32}$' }, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
@@ -45,7 +40,7 @@ export async function smdsAdminRoutes(app: FastifyInstance, deps: { db: Database
 
   app.post<{ Body: { requester: string } }>('/admin/smds/clients', {
     schema: {
-      hide: HIDDEN, tags, summary: 'Allow another SM-DP+ to call ES12 on the built-in SM-DS (a new key replaces its old one)',
+      tags, summary: 'Allow another SM-DP+ to call ES12 on the built-in SM-DS (a new key replaces its old one)',
       body: { type: 'object', additionalProperties: false, required: ['requester'], properties: { requester: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$', description: 'its functionRequesterIdentifier' } } },
       response: {
         201: jsonReply('Its key, for X-API-Key (shown once)', { type: 'object', properties: { requester: { type: 'string' }, apiKey: { type: 'string' } } }, { requester: 'smdp.other.example', apiKey: 'smds_3q2-7wE…' }),

@@ -9,11 +9,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { Database } from '../db/db.js';
 import { FunctionFailed } from '../errors.js';
-import { onProfileChange, type ProfileChange } from '../orders/state-machine.js';
+import { onProfileChange, type Action, type ProfileChange } from '../orders/state-machine.js';
 import type { Es12Caller } from './es12-client.js';
 
 /** The changes that end an SM-DS event: a completed download, a cancelled order. */
-const ENDS_EVENT = new Set(['installed', 'cancelOrder']);
+const ENDS_EVENT = new Set<Action>(['installed', 'cancelOrder']);
 
 export function deletionWanted(c: ProfileChange): { smdsAddress: string; eid: string; eventId: string } | undefined {
   const { smds_address: smds, eid, matching_id: eventId } = c.row;

@@ -80,7 +80,7 @@ t.test('reset: orders and sessions emptied in one go, inventory and configuratio
   t.match(s, { scope: 'orders', deleted: { ...before, orders: made.length }, returnedToPool: 3, unboundLines: 1 }, 'the summary counts what went');
   t.ok(s.deleted.events > 0, 'history deleted');
 
-  for (const table of ['rsp_sessions', 'notifications', 'outbox', 'fault_injections', 'caught_requests', 'family_line_profiles']) t.equal(await count(w, table), 0, `${table} empty`);
+  for (const table of ['rsp_sessions', 'notifications', 'outbox', 'fault_injections', 'caught_requests', 'smds_events', 'smds_sessions', 'smds_deletions', 'family_line_profiles']) t.equal(await count(w, table), 0, `${table} empty`);
   for (const iccid of made) t.notOk(await w.profile(iccid), `profile ${iccid} made by an order: deleted`);
   for (const iccid of [stocked!, imported, issued.iccid as string]) {
     const p = (await w.profile(iccid))!;
@@ -95,7 +95,7 @@ t.test('reset: orders and sessions emptied in one go, inventory and configuratio
   t.equal(await count(w, 'profiles'), 5, 'the inventory is all there');
 
   // The same again: nothing left to reset.
-  t.match((await api('POST', '/admin/reset')).json(), { deleted: { sessions: 0, notifications: 0, callbacks: 0, faults: 0, caughtRequests: 0, orders: 0 }, returnedToPool: 0, unboundLines: 0 });
+  t.match((await api('POST', '/admin/reset')).json(), { deleted: { sessions: 0, notifications: 0, callbacks: 0, faults: 0, caughtRequests: 0, smdsEvents: 0, orders: 0 }, returnedToPool: 0, unboundLines: 0 });
 
   // The server works as before: the operator orders its profile again and a device installs it.
   const again = await op.call('downloadOrder', { iccid: stocked });
