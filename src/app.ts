@@ -1,4 +1,9 @@
-/** Builds the Fastify application from its dependencies (no listening, no process handling: tests use inject()). */
+/**
+ * Builds the Fastify application from its dependencies (no listening, no process handling: tests use inject()).
+ * One way of assembly: every route module is imported statically and registered below in a fixed
+ * order (the OpenAPI plugin first, so that it sees every route); the listener modules are imported
+ * for their side effect of registering with the state machine.
+ */
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
 import type { Database } from './db/db.js';
@@ -11,6 +16,12 @@ import { es9plusRoutes } from './es9plus/routes.js';
 import { frameworkErrorHandler, installErrorHandlers } from './error-handler.js';
 import { consoleRoutes } from './console/routes.js';
 import { healthRoutes } from './health.js';
+import { faultAdminRoutes } from './admin/faults.js';
+import { operatorAdminRoutes } from './admin/operators.js';
+import { es2plusRoutes } from './es2plus/routes.js';
+import { familyRoutes } from './family/routes.js';
+import { familyUsageRoutes } from './family/usage-routes.js';
+import { smdsRoutes } from './smds/routes.js';
 // What follows from a profile change (listeners of src/orders/state-machine.ts): the operator's
 // progress callbacks and the family group events.
 import './es2plus/callbacks.js';
@@ -49,12 +60,12 @@ export async function buildApp(deps: AppDeps, opts: FastifyServerOptions = {}): 
   await adminRoutes(app, adminDeps);
   await inventoryAdminRoutes(app, adminDeps);
   await activationCodeRoutes(app, adminDeps);
-  await (await import('./admin/faults.js')).faultAdminRoutes(app, { db: deps.db });
-  await (await import('./es2plus/routes.js')).es2plusRoutes(app, { db: deps.db, config: deps.config, log: app.log });
-  await (await import('./admin/operators.js')).operatorAdminRoutes(app, { db: deps.db });
-  await (await import('./family/routes.js')).familyRoutes(app, { db: deps.db, config: deps.config });
-  await (await import('./family/usage-routes.js')).familyUsageRoutes(app, { db: deps.db });
+  await faultAdminRoutes(app, { db: deps.db });
+  await es2plusRoutes(app, { db: deps.db, config: deps.config, log: app.log });
+  await operatorAdminRoutes(app, { db: deps.db });
+  await familyRoutes(app, { db: deps.db, config: deps.config });
+  await familyUsageRoutes(app, { db: deps.db });
   await consoleRoutes(app, { db: deps.db, config: deps.config });
-  await (await import('./smds/routes.js')).smdsRoutes(app, { db: deps.db, config: deps.config, pki: deps.pki });
+  await smdsRoutes(app, { db: deps.db, config: deps.config, pki: deps.pki });
   return app;
 }
