@@ -5,7 +5,9 @@
  * It reads only what the rest of the server writes anyway, by id: the order history
  * (profile_events, one row for every state change, docs/state-machine.md), the outbox (new
  * callbacks, and the delivery state of those still pending), the catcher's requests and the family
- * groups' event and usage logs. It polls only while at least one page is connected, and not at all
+ * groups' event and usage logs; and the built-in SM-DS's event records (docs/smds.md), which have no
+ * id to follow (ES12 DeleteEvent removes the row): their count and newest creation time, one small
+ * aggregate per poll, tell the pages that the records changed. It polls only while at least one page is connected, and not at all
  * otherwise: no trigger and no extra statement on the ES9+ path. Because it reads the database, a
  * page connected to one instance sees what any instance on the same PostgreSQL changed.
  */
@@ -69,7 +71,7 @@ export class IdCursor {
 }
 
 export interface FeedMessage {
-  type: 'hello' | 'order' | 'callback' | 'caught' | 'family';
+  type: 'hello' | 'order' | 'callback' | 'caught' | 'family' | 'smds';
   [k: string]: unknown;
 }
 
@@ -100,6 +102,8 @@ export class ConsoleFeed {
   /** Pending outbox rows: id → what their delivery state was when last read. */
   private readonly pending = new Map<string, string>();
   private lastBeat = 0;
+  /** The SM-DS event records as last read: `count|newest createdAt`. */
+  private smdsSig = '';
   /** Polls run so far (tests: none while nobody watches). */
   polls = 0;
   readonly pollMs: number;
@@ -162,6 +166,7 @@ export class ConsoleFeed {
       events: new IdCursor(m!.events!), outbox: new IdCursor(m!.outbox!), caught: new IdCursor(m!.caught!),
       groups: new IdCursor(m!.groups!), usage: new IdCursor(m!.usage!),
     };
+    this.smdsSig = (await this.smdsState()).sig;
     this.pending.clear();
     const open = await this.db.query<{ id: string | number; attempts: number; last_error: string | null }>(
       `SELECT id, attempts, last_error FROM outbox WHERE delivered_at IS NULL ORDER BY id LIMIT ${MAX_WATCHED}`,
@@ -269,7 +274,21 @@ export class ConsoleFeed {
       family.set(r.group_id, f);
     }
     for (const [groupId, f] of family) out.push({ type: 'family', groupId, events: f.events, usage: f.usage });
+
+    // The SM-DS's event records: registered (a new newest one) or deleted (fewer), by any SM-DP+.
+    const smds = await this.smdsState();
+    if (smds.sig !== this.smdsSig) {
+      this.smdsSig = smds.sig;
+      out.push({ type: 'smds', count: smds.count, newest: smds.newest });
+    }
     return out;
+  }
+
+  private async smdsState(): Promise<{ sig: string; count: number; newest: string | null }> {
+    const [r] = await this.db.query<{ n: string | number; newest: Date | string | null }>('SELECT count(*) AS n, max(created_at) AS newest FROM smds_events');
+    const count = Number(r?.n ?? 0);
+    const newest = r?.newest ? new Date(r.newest).toISOString() : null;
+    return { sig: `${count}|${newest ?? ''}`, count, newest };
   }
 
   private broadcast(m: FeedMessage) {

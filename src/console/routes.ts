@@ -63,7 +63,7 @@ export async function consoleRoutes(app: FastifyInstance, deps: { db: Database; 
   app.get('/admin/console/events', {
     schema: {
       tags: ['admin: console'],
-      summary: 'Live changes as Server-Sent Events: order (state changes), callback (new, and delivery state), caught (catcher), family (group events, usage)',
+      summary: 'Live changes as Server-Sent Events: order (state changes), callback (new, and delivery state), caught (catcher), family (group events, usage), smds (the SM-DS event records changed)',
       response: {
         200: {
           description: 'text/event-stream: `event: <type>` and `data: <JSON>` per change; `hello` first, then only what changed after it',

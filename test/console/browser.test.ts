@@ -194,6 +194,60 @@ if (process.env.MOCK_SMDP_SKIP_BROWSER === '1') {
     noErrors(t, page);
   });
 
+  t.test('SM-DS: an order confirmed with smdsAddress shows its event; after discovery and download it is gone, without a reload', async (t) => {
+    const SMDS = 'smds.localhost:8443';
+    const w = await startWorld(t, { config: { smdsAddress: SMDS } });
+    const page = await open(t, w);
+    await page.locator('#live.on').waitFor();
+    await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
+    await page.locator('.tabs a[data-tab=smds]').click();
+    await page.locator('#smds-empty').waitFor({ state: 'visible' });
+
+    // ES2+ downloadOrder for the card's EID, confirmOrder with smdsAddress: ES12 RegisterEvent at the built-in SM-DS.
+    const op = await addEs2Operator(w);
+    await op.stock(1);
+    const { card, lpa } = await newDevice(w);
+    const d = (await op.call('downloadOrder', { profileType: 'default', eid: card.eid })).body;
+    const c = await op.call('confirmOrder', { iccid: d.iccid, smdsAddress: SMDS, releaseFlag: true });
+    t.equal(c.status, 'Executed-Success');
+    const eventId = c.body.matchingId as string;
+    const row = page.locator(`#smds-table tbody tr[data-event-id="${eventId}"]`);
+    await row.waitFor({ timeout: 10_000 });
+    const cells = await row.locator('td').allInnerTexts();
+    t.same(cells.slice(0, 3), [card.eid, eventId, w.config.smdpAddress], 'EID, EventID (the MatchingID), SM-DP+ address');
+    t.match(cells[3], /^[0-9.]+$/, "registered by this SM-DP+ (its OID)");
+    t.match(await page.locator('#smds-count').innerText(), '(1)');
+
+    // The order's detail shows its event.
+    await page.locator('.tabs a[data-tab=orders]').click();
+    await page.locator(`#orders-table tr[data-iccid="${d.iccid}"]`).click();
+    await page.locator('#order-smds dl', { hasText: eventId }).waitFor();
+    t.match(await page.locator('#order-smds').innerText(), w.config.smdpAddress);
+
+    // The device finds it through the SM-DS and installs it with no activation code; the SM-DP+ deletes the event.
+    const found = await lpa.discover(SMDS);
+    t.same(found, [{ eventId, rspServerAddress: w.config.smdpAddress }]);
+    await lpa.download(`1$${found[0]!.rspServerAddress}$${found[0]!.eventId}`);
+    await page.locator('#order-state', { hasText: 'Installed' }).waitFor({ timeout: 15_000 });
+    await page.locator('#order-smds', { hasText: 'No event for this order' }).waitFor({ timeout: 15_000 });
+    await page.locator('.tabs a[data-tab=smds]').click();
+    await page.locator('#smds-empty').waitFor({ state: 'visible' });
+    t.equal(await row.count(), 0, 'the event is gone from the SM-DS view');
+
+    // And gone while the SM-DS view is the one shown: a second order, registered and deleted (cancelOrder) live.
+    await op.stock(1);
+    const { card: card2 } = await newDevice(w);
+    const d2 = (await op.call('downloadOrder', { profileType: 'default', eid: card2.eid })).body;
+    const c2 = await op.call('confirmOrder', { iccid: d2.iccid, smdsAddress: SMDS, releaseFlag: true });
+    const row2 = page.locator(`#smds-table tbody tr[data-event-id="${c2.body.matchingId}"]`);
+    await row2.waitFor({ timeout: 10_000 });
+    t.equal((await op.call('cancelOrder', { iccid: d2.iccid, finalProfileStatusIndicator: 'Available' })).status, 'Executed-Success');
+    await row2.waitFor({ state: 'detached', timeout: 15_000 });
+    await page.locator('#smds-empty').waitFor({ state: 'visible' });
+    t.equal(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded), true, 'without a reload');
+    noErrors(t, page);
+  });
+
   t.test('family, callbacks and catcher tabs show their data live', async (t) => {
     const w = await startWorld(t);
     const outbox = startOutboxWorker(w.db, { pollIntervalMs: 20 });

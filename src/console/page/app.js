@@ -7,8 +7,9 @@ import * as inventory from './inventory.js';
 import * as family from './family.js';
 import * as callbacks from './callbacks.js';
 import * as catcher from './catcher.js';
+import * as smds from './smds.js';
 
-const views = { orders, inventory, family, callbacks, catcher };
+const views = { orders, inventory, family, callbacks, catcher, smds };
 let current;
 
 function showTab() {

@@ -134,12 +134,15 @@ async function openOrder(iccid) {
   const panel = $('#order-detail');
   panel.hidden = false;
   $('#order-hint').hidden = true;
-  let profile, callbacks, faults;
+  let profile, callbacks, faults, smds;
+  const eid = orders.get(iccid)?.eid;
   try {
-    [profile, callbacks, faults] = await Promise.all([
+    [profile, callbacks, faults, smds] = await Promise.all([
       get(`/admin/profiles/${iccid}`),
       get(`/admin/callbacks?iccid=${iccid}&limit=200`),
       get('/admin/faults?all=true'),
+      // The built-in SM-DS's events of its EID: the order's is the one whose EventID is its MatchingID (docs/smds.md).
+      eid ? get(`/admin/smds/events?eid=${eid}&limit=1000`) : { events: [] },
     ]);
   } catch (err) {
     clear(panel).append(h('p', { class: 'message error' }, `Could not load ${iccid}: ${err.message}`));
@@ -166,6 +169,7 @@ async function openOrder(iccid) {
       fact('Device', o.deviceState ?? '—'), fact('Downloads', `${o.downloadAttempts} of ${o.maxDownloadAttempts}`),
       fact('Confirmation code', o.confirmationCodeRequired ? `required (${o.confirmationCodeAttempts} wrong)` : 'none'),
       fact('Expires', o.expiresAt ? when(o.expiresAt) : 'never'), fact('Operator', o.operator ?? '—')),
+    smdsSection(o, smds.events),
     h('h3', {}, 'History'),
     timeline(profile, callbacks.callbacks, mine),
     faultSection(o, mine),
@@ -190,6 +194,16 @@ function qrUrl(matchingId) {
 }
 
 const fact = (k, v) => [h('dt', {}, k), h('dd', { class: 'mono' }, v)];
+
+/** The order's event at the built-in SM-DS, if any (an order confirmed with smdsAddress, until installed or cancelled). */
+function smdsSection(o, events) {
+  if (!o.eid) return null;
+  const e = o.matchingId ? events.find((x) => x.eventId === o.matchingId) : undefined;
+  return h('div', { id: 'order-smds' }, h('h3', {}, 'SM-DS event'),
+    e
+      ? h('dl', { class: 'facts' }, fact('EventID', e.eventId), fact('SM-DP+ address', e.rspServerAddress), fact('Registered by', e.registeredBy), fact('Created', when(e.createdAt)))
+      : h('p', { class: 'message' }, 'No event for this order at the built-in SM-DS.'));
+}
 
 function timeline(profile, callbacks, faults) {
   const items = [
@@ -271,6 +285,14 @@ async function printSheet(list) {
 }
 
 export function onLive(event, data) {
+  // The SM-DS's events changed: the open order's detail shows its event.
+  if (event === 'smds') {
+    if (!$('#tab-orders').hidden && open && orders.get(open)?.eid) {
+      clearTimeout(onLive.smds);
+      onLive.smds = setTimeout(() => { if (open) openOrder(open); }, 100);
+    }
+    return;
+  }
   if (event !== 'order') return;
   const o = data.order;
   const state = $('#orders-state').value;
