@@ -16,6 +16,12 @@ import { ES9_PREFIX } from './rsp/es9plus.js';
 const TAGS = [
   { name: 'ES9+', description: 'SGP.22 §5.6 / §6.5: LPA ↔ SM-DP+ (JSON over HTTPS, X-Admin-Protocol)' },
   { name: 'ES2+', description: 'SGP.22 §5.3: operator ↔ SM-DP+' },
+  {
+    name: 'SM-DS',
+    description: 'The built-in SM-DS (docs/smds.md): ES11 (SGP.22 §5.7, LPA ↔ SM-DS, no credential: the eUICC authenticates inside the protocol) ' +
+      'and ES12 (SGP.22 §5.8, SM-DP+ → SM-DS, the key of an SM-DP+ allowed on ES12). Function failures are HTTP 200 with a Failed header. ' +
+      "lpac's ES11 calls to the ES9+ paths on the SM-DS's own address (SMDS_ADDRESS) are answered as these ES11 routes.",
+  },
   { name: 'admin: orders', description: 'Orders, their history and activation codes' },
   { name: 'admin: inventory', description: 'Profile types and the pools of profiles' },
   { name: 'admin: operators', description: 'ES2+ callers: API keys, client certificates, callback URLs' },
@@ -38,6 +44,10 @@ export const SECURITY_SCHEMES = {
   operatorBearer: {
     type: 'http', scheme: 'bearer',
     description: "An operator's API key sent as `Authorization: Bearer <key>` (the same key as X-API-Key).",
+  },
+  smdsClientKey: {
+    type: 'apiKey', in: 'header', name: 'X-API-Key',
+    description: "ES12 only: the key of an SM-DP+ allowed on the built-in SM-DS (this server's own SM-DP+, or one added by POST /admin/smds/clients, which shows its key once); header.functionRequesterIdentifier must name that SM-DP+ (docs/smds.md#who-may-register-events).",
   },
   memberToken: {
     type: 'http', scheme: 'bearer', bearerFormat: 'fam_…',
@@ -63,6 +73,7 @@ export function securityOf(url: string): Security {
 function defaultTag(url: string): string {
   if (url.startsWith(ES9_PREFIX)) return 'ES9+';
   if (url.startsWith('/gsma/rsp2/es2plus')) return 'ES2+';
+  if (url.startsWith('/gsma/rsp2/es11') || url.startsWith('/gsma/rsp2/es12')) return 'SM-DS';
   if (url.startsWith('/admin/orders') || url.startsWith('/admin/profiles') || url.startsWith('/admin/activation-codes')) return 'admin: orders';
   if (url.startsWith('/admin/inventory') || url.startsWith('/admin/profile-types')) return 'admin: inventory';
   if (url.startsWith('/admin/operators')) return 'admin: operators';

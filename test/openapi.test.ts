@@ -2,7 +2,7 @@
  * The OpenAPI document matches the server: every route names its security requirement (schemes
  * Swagger UI can send), documents each answer with a schema and an example, and a representative
  * call of every route — made the way Swagger UI's Try-it-out makes it (bearer admin token with
- * ADMIN_TOKEN set, X-API-Key for operators, bearer member tokens) — answers a documented status
+ * ADMIN_TOKEN set, X-API-Key for operators and for the SM-DP+ on ES12, bearer member tokens) — answers a documented status
  * with a body that validates against the documented schema.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -11,6 +11,8 @@ import t from 'tap';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { withLuhn } from '../src/rsp/identifiers.js';
 import { buildProfile } from '../src/saip/profile.js';
+import { smdsAddressOf } from '../src/config.js';
+import { ownEs12Key } from '../src/smds/es12-auth.js';
 import { familyOperator, PROFILE_TYPE } from './helpers/family.js';
 import { startWorld, type World } from './helpers/world.js';
 
@@ -18,6 +20,7 @@ const ADMIN_TOKEN = 'openapi-test-admin-token';
 
 type Op = {
   summary?: string;
+  tags?: string[];
   security?: Array<Record<string, string[]>>;
   responses?: Record<string, { description?: string; content?: Record<string, { schema?: object; example?: unknown; examples?: Record<string, { value: unknown }> }> }>;
 };
@@ -42,7 +45,11 @@ t.test('every route: a security requirement, documented answers with schemas and
     operatorApiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
     operatorBearer: { type: 'http', scheme: 'bearer' },
     memberToken: { type: 'http', scheme: 'bearer' },
+    smdsClientKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
   }, 'security schemes Swagger UI can send');
+  for (const p of ['/gsma/rsp2/es11/initiateAuthentication', '/gsma/rsp2/es11/authenticateClient', '/gsma/rsp2/es12/registerEvent', '/gsma/rsp2/es12/deleteEvent']) {
+    t.same(doc.paths[p]?.post?.tags, ['SM-DS'], `POST ${p}: documented under SM-DS`);
+  }
 
   let routes = 0;
   for (const [path, ops] of Object.entries(doc.paths)) {
@@ -54,6 +61,8 @@ t.test('every route: a security requirement, documented answers with schemas and
       if (path.startsWith('/admin')) t.same(op.security, [{ adminToken: [] }], `${name}: admin token`);
       if (path.startsWith('/gsma/rsp2/es2plus')) t.same(op.security, [{ operatorApiKey: [] }, { operatorBearer: [] }], `${name}: operator key`);
       if (path.startsWith('/gsma/rsp2/es9plus')) t.same(op.security, [], `${name}: ES9+ needs no credential`);
+      if (path.startsWith('/gsma/rsp2/es11')) t.same(op.security, [], `${name}: ES11 needs no credential`);
+      if (path.startsWith('/gsma/rsp2/es12')) t.same(op.security, [{ smdsClientKey: [] }], `${name}: the key of an SM-DP+ allowed on ES12`);
       if (path.startsWith('/family')) t.ok(op.security?.length, `${name}: family credentials`);
 
       const responses = op.responses ?? {};
@@ -92,6 +101,7 @@ t.test('a representative call of every route answers a documented status and sch
   const op = await familyOperator(w, 6);
   const opKey = { 'x-api-key': op.apiKey };
   const es2 = (fn: string, body: object) => ({ method: 'POST', url: `/gsma/rsp2/es2plus/${fn}`, headers: opKey, payload: { header: { functionRequesterIdentifier: op.id, functionCallIdentifier: randomUUID() }, ...body } });
+  const es12 = (fn: string, body: object) => ({ method: 'POST', url: `/gsma/rsp2/es12/${fn}`, headers: { 'x-api-key': ownEs12Key(w.pki) }, payload: { header: { functionRequesterIdentifier: w.pki.smdpOid, functionCallIdentifier: randomUUID() }, ...body } });
   const call = async (o: InjectOptions) => w.app.inject(o);
   const json = (r: LightMyRequestResponse) => r.json() as Record<string, any>;
 
@@ -121,6 +131,10 @@ t.test('a representative call of every route answers a documented status and sch
     ['POST /gsma/rsp2/es9plus/getBoundProfilePackage', () => ({ method: 'POST', url: '/gsma/rsp2/es9plus/getBoundProfilePackage', payload: { transactionId: '00', prepareDownloadResponse: 'AAAA' } })],
     ['POST /gsma/rsp2/es9plus/handleNotification', () => ({ method: 'POST', url: '/gsma/rsp2/es9plus/handleNotification', payload: { pendingNotification: 'AAAA' } })],
     ['POST /gsma/rsp2/es9plus/cancelSession', () => ({ method: 'POST', url: '/gsma/rsp2/es9plus/cancelSession', payload: { transactionId: '00', cancelSessionResponse: 'AAAA' } })],
+    ['POST /gsma/rsp2/es11/initiateAuthentication', () => ({ method: 'POST', url: '/gsma/rsp2/es11/initiateAuthentication', payload: { euiccChallenge: 'AAAA', euiccInfo1: 'AAAA', smdpAddress: smdsAddressOf(w.config) } })],
+    ['POST /gsma/rsp2/es11/authenticateClient', () => ({ method: 'POST', url: '/gsma/rsp2/es11/authenticateClient', payload: { transactionId: '534D4453', authenticateServerResponse: 'AAAA' } })],
+    ['POST /gsma/rsp2/es12/registerEvent', () => es12('registerEvent', { eid: '89049032123451234512345678901235', eventId: 'DOC-EVENT-1', rspServerAddress: w.config.smdpAddress }), (r) => t.equal(json(r).header.functionExecutionStatus.status, 'Executed-Success', 'registerEvent: registered')],
+    ['POST /gsma/rsp2/es12/deleteEvent', () => es12('deleteEvent', { eid: '89049032123451234512345678901235', eventId: 'DOC-EVENT-1' }), (r) => t.equal(json(r).header.functionExecutionStatus.status, 'Executed-Success', 'deleteEvent: deleted')],
     ['POST /gsma/rsp2/es2plus/downloadOrder', () => es2('downloadOrder', { profileType: PROFILE_TYPE }), (r) => (es2Iccid = json(r).iccid)],
     ['POST /gsma/rsp2/es2plus/confirmOrder', () => es2('confirmOrder', { iccid: es2Iccid, releaseFlag: false })],
     ['POST /gsma/rsp2/es2plus/releaseProfile', () => es2('releaseProfile', { iccid: es2Iccid })],

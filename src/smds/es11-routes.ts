@@ -12,6 +12,7 @@ import { ADMIN_PROTOCOL, checkAdminProtocol, sendFailed, toFunctionFailed } from
 import { check, SC, successHeader } from '../errors.js';
 import type { ServerPki } from '../pki/load.js';
 import { ES9_PREFIX } from '../rsp/es9plus.js';
+import { loadSchemas } from '../schemas.js';
 import { es11AuthenticateClient, es11InitiateAuthentication, SMDS_TID_PREFIX_HEX, type Es11Deps } from './es11.js';
 
 export const ES11_PREFIX = '/gsma/rsp2/es11';
@@ -38,6 +39,12 @@ async function answer(deps: Es11Deps, name: string, request: FastifyRequest, rep
   }
 }
 
+/**
+ * Fastify's validator would coerce types and drop fields before the functions' own checks, which
+ * answer the SGP.22 statuses of docs/smds.md#es11: the body schemas (schemas/smds/) document only.
+ */
+export const documentOnly = () => () => true;
+
 function es11ErrorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   if (err.statusCode === 413 || err.statusCode === 415 || (err.statusCode ?? 500) >= 500) throw err;
   return sendFailed(reply, toFunctionFailed(err, request.log));
@@ -46,10 +53,13 @@ function es11ErrorHandler(err: FastifyError, request: FastifyRequest, reply: Fas
 export async function es11Routes(app: FastifyInstance, deps: { db: Database; pki: ServerPki; config: Config }) {
   const smdsAddress = smdsAddressOf(deps.config);
   const es11: Es11Deps = { db: deps.db, pki: deps.pki, smdsAddress, sessionTtlSeconds: deps.config.sessionTtlSeconds };
+  const schemas = loadSchemas('smds');
   for (const name of Object.keys(FUNCTIONS)) {
     app.post(`${ES11_PREFIX}/${name}`, {
       errorHandler: es11ErrorHandler,
-      schema: { hide: true } as object,
+      // ES11 needs no credential: the eUICC authenticates inside the protocol (SGP.22 §5.7), as on ES9+.
+      schema: { body: schemas.get(`es11.${name}.request`), response: { 200: schemas.get(`es11.${name}.response`) }, security: [] },
+      validatorCompiler: documentOnly,
       handler: (request, reply) => answer(es11, name, request, reply),
     });
   }

@@ -9,7 +9,9 @@ import type { Database } from '../db/db.js';
 import { ADMIN_PROTOCOL, checkAdminProtocol, sendFailed, toFunctionFailed } from '../envelope.js';
 import { check, FunctionFailed, SC, successHeader, type StatusCode } from '../errors.js';
 import type { ServerPki } from '../pki/load.js';
+import { loadSchemas } from '../schemas.js';
 import { authenticateSmdp } from './es12-auth.js';
+import { documentOnly } from './es11-routes.js';
 import { deleteEvent, findEvent, insertEvent } from './store.js';
 
 export const ES12_PREFIX = '/gsma/rsp2/es12';
@@ -85,10 +87,14 @@ function es12ErrorHandler(err: FastifyError, request: FastifyRequest, reply: Fas
 }
 
 export async function es12Routes(app: FastifyInstance, deps: Es12Deps) {
+  const schemas = loadSchemas('smds');
   const route = (name: string, fn: (deps: Es12Deps, requester: string, body: Body) => Promise<object>) => {
     app.post<{ Body: unknown }>(`${ES12_PREFIX}/${name}`, {
       errorHandler: es12ErrorHandler,
-      schema: { hide: true } as object,
+      // The caller is checked before the body (docs/smds.md#who-may-register-events), so the body
+      // schema documents only (documentOnly: no coercion, the SGP.22 statuses of the checks below).
+      schema: { body: schemas.get(`es12.${name}.request`), response: { 200: schemas.get(`es12.${name}.response`) }, security: [{ smdsClientKey: [] }] },
+      validatorCompiler: documentOnly,
       handler: async (request, reply) => {
         try {
           checkAdminProtocol(request.headers['x-admin-protocol']);
