@@ -6,6 +6,7 @@
 import t from 'tap';
 import { feeds } from '../../src/console/routes.js';
 import { IdCursor } from '../../src/console/feed.js';
+import { deleteEvent, insertEvent } from '../../src/smds/store.js';
 import { startOutboxWorker } from '../../src/outbox/worker.js';
 import { addEs2Operator } from '../helpers/es2plus.js';
 import { createFamily, familyOperator } from '../helpers/family-usage.js';
@@ -274,6 +275,30 @@ t.test('the live feed: state changes pushed while watched, no polling when nobod
   await s3.next((m) => m.event === 'order' && m.data.order.iccid === again.iccid);
   t.notOk(s3.messages.some((m) => m.event === 'order' && m.data.order.iccid === order.iccid), 'old changes are not sent again');
   await s3.close();
+});
+
+t.test('the live feed: smds when the SM-DS event records change (registered, deleted), not otherwise', async (t) => {
+  const w = await startWorld(t);
+  const feed = feeds.get(w.app)!;
+  const s = await watch(w);
+  await s.next((m) => m.event === 'hello');
+  const eid = '89049032000000000000000000000019';
+  t.ok(await insertEvent(w.db, { eventId: 'FEED-SMDS-1', eid, rspServerAddress: w.config.smdpAddress, registeredBy: '2.999.10' }));
+  const added = await s.next((m) => m.event === 'smds');
+  t.match(added.data, { type: 'smds', count: 1 });
+  t.type(added.data.newest, 'string');
+  t.ok(await insertEvent(w.db, { eventId: 'FEED-SMDS-2', eid, rspServerAddress: w.config.smdpAddress, registeredBy: '2.999.10' }));
+  await s.next((m) => m.event === 'smds' && m.data.count === 2);
+  // Nothing changed: no further smds message over a few polls.
+  const polls = feed.polls;
+  await until(() => feed.polls >= polls + 3);
+  t.equal(s.messages.filter((m) => m.event === 'smds').length, 2, 'one message per change');
+  t.ok(await deleteEvent(w.db, 'FEED-SMDS-2'));
+  await s.next((m) => m.event === 'smds' && m.data.count === 1);
+  t.ok(await deleteEvent(w.db, 'FEED-SMDS-1'));
+  const gone = await s.next((m) => m.event === 'smds' && m.data.count === 0);
+  t.equal(gone.data.newest, null);
+  await s.close();
 });
 
 t.test('the live feed sees what another instance on the same database changed', async (t) => {
