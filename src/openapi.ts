@@ -4,7 +4,8 @@
  *
  * Security schemes (docs/api.md): the admin token (bearer, ADMIN_TOKEN), an operator's API key
  * (X-API-Key, or the same key as a bearer token) for ES2+ and the family API, a family member's
- * token (bearer fam_…). Each route gets its requirement from its path unless its schema sets one,
+ * token (bearer fam_…), the key of an SM-DP+ allowed on the built-in SM-DS's ES12 (X-API-Key).
+ * Each route gets its requirement from its path unless its schema sets one,
  * and the 4xx answers every route of its kind can give (400 on a schema failure, 401, 415) are added
  * to what the route itself documents. Helpers below build response entries with an example each.
  */
