@@ -191,6 +191,9 @@ if (process.env.MOCK_SMDP_SKIP_BROWSER === '1') {
     await page.reload();
     await page.locator('#live.on').waitFor();
     t.notOk(await dialog.isVisible(), 'not asked again in the same tab');
+    await page.locator('.tabs a[data-tab=smds]').click();
+    await page.locator('#smds-empty').waitFor({ state: 'visible' });
+    t.match(await page.locator('#smds-count').innerText(), '(0)', 'the SM-DS events loaded with the token');
     noErrors(t, page);
   });
 
