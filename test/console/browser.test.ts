@@ -223,6 +223,8 @@ if (process.env.MOCK_SMDP_SKIP_BROWSER === '1') {
 
     // The order's detail shows its event.
     await page.locator('.tabs a[data-tab=orders]').click();
+    await page.locator('#orders-search').fill(card.eid.slice(-8));
+    t.equal(await page.locator('#orders-table tbody tr').count(), 1, 'the orders searched by EID');
     await page.locator(`#orders-table tr[data-iccid="${d.iccid}"]`).click();
     await page.locator('#order-smds dl', { hasText: eventId }).waitFor();
     t.match(await page.locator('#order-smds').innerText(), w.config.smdpAddress);
@@ -244,6 +246,13 @@ if (process.env.MOCK_SMDP_SKIP_BROWSER === '1') {
     const c2 = await op.call('confirmOrder', { iccid: d2.iccid, smdsAddress: SMDS, releaseFlag: true });
     const row2 = page.locator(`#smds-table tbody tr[data-event-id="${c2.body.matchingId}"]`);
     await row2.waitFor({ timeout: 10_000 });
+    // The search by EID (the page's own filter; noErrors below also covers its input handler).
+    await page.locator('#smds-eid').fill(card.eid);
+    await page.locator('#smds-empty').waitFor({ state: 'visible' });
+    await page.locator('#smds-eid').fill(card2.eid.slice(-10));
+    await row2.waitFor();
+    t.match(await page.locator('#smds-count').innerText(), '(1)');
+    await page.locator('#smds-eid').fill('');
     t.equal((await op.call('cancelOrder', { iccid: d2.iccid, finalProfileStatusIndicator: 'Available' })).status, 'Executed-Success');
     await row2.waitFor({ state: 'detached', timeout: 15_000 });
     await page.locator('#smds-empty').waitFor({ state: 'visible' });

@@ -16,7 +16,7 @@ export function init() {
   const stateSel = $('#orders-state');
   for (const s of STATES) stateSel.append(h('option', { value: s }, s));
   stateSel.addEventListener('change', safe(reload));
-  $('#orders-search').addEventListener('input', render);
+  $('#orders-search').addEventListener('input', () => render());
   $('#orders-all').addEventListener('change', (e) => {
     for (const o of visible()) e.target.checked ? selected.add(o.iccid) : selected.delete(o.iccid);
     render();

@@ -8,7 +8,7 @@ let events = [];
 let loaded = false;
 
 export function init() {
-  $('#smds-eid').addEventListener('input', render);
+  $('#smds-eid').addEventListener('input', () => render());
 }
 
 export async function show() {
