@@ -345,12 +345,20 @@ export async function applyChange(
   // The callers need only to know that it was written: the statement answers the ICCID, not the row.
   const st = changeStatement(change, extra, { sql, params: [p.iccid, p.row_version, ...guard.params] }, 'iccid');
   const after = afterWork(change);
-  const rows = after.length
-    ? await db.tx(async (q) => {
-        const written = await q.query(st.sql, st.params);
-        if (written[0]) for (const l of after) await l.after!(q, change);
-        return written;
-      }, { keyLookups: true })
-    : await db.query(st.sql, st.params, { keyLookups: true });
+  let rows: unknown[];
+  try {
+    rows = after.length
+      ? await db.tx(async (q) => {
+          const written = await q.query(st.sql, st.params);
+          if (written[0]) for (const l of after) await l.after!(q, change);
+          return written;
+        }, { keyLookups: true })
+      : await db.query(st.sql, st.params, { keyLookups: true });
+  } catch (err) {
+    // PostgreSQL ended the statement to break a lock cycle with a concurrent writer of the same
+    // rows (deadlock_detected): nothing was written, so it is a change meanwhile like any other.
+    if ((err as { code?: string }).code === '40P01') throw new ChangedMeanwhile(`profile ${p.iccid}: ${(err as Error).message}`);
+    throw err;
+  }
   if (!rows[0]) throw new ChangedMeanwhile(`profile ${p.iccid} changed since it was read`);
 }

@@ -125,3 +125,14 @@ t.test('the guard locks: two writers of the same read, one wins', async (t) => {
   t.match(await state(db, iccid, tid), { download_attempts: 1, events: ['created', 'released', 'authenticated'] });
 });
 
+
+t.test('a statement PostgreSQL ended to break a deadlock is a change meanwhile (nothing was written)', async (t) => {
+  const db = await openTestDb(t);
+  const { iccid, tid } = await setup(db);
+  const p = await readUnlocked(db, iccid);
+  const deadlocked = Object.assign(new Error('deadlock detected'), { code: '40P01' });
+  const failing = { ...db, query: async () => { throw deadlocked; }, tx: async () => { throw deadlocked; } } as unknown as Database;
+  await t.rejects(authenticate(failing, p, tid), ChangedMeanwhile);
+  const other = Object.assign(new Error('no such table'), { code: '42P01' });
+  await t.rejects(authenticate({ ...db, query: async () => { throw other; } } as unknown as Database, p, tid), { message: 'no such table' }, 'any other error stands');
+});
