@@ -1,7 +1,7 @@
 /**
  * Generates a complete RSP test PKI in the SGP.26 folder layout: per curve a CI, an EUM (with the
- * EIN prefix as nameConstraints), CERT.DPauth, CERT.DPpb, CERT.DP.TLS for the server's host name
- * and a sample eUICC, with the CI and EUM private keys kept so more eUICCs can be issued later.
+ * EIN prefix as nameConstraints), CERT.DPauth, CERT.DPpb, CERT.DP.TLS for the server's host name,
+ * the built-in SM-DS's CERT.DSauth and CERT.DS.TLS (docs/smds.md#its-certificates) and a sample eUICC, with the CI and EUM private keys kept so more eUICCs can be issued later.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -29,9 +29,11 @@ export const PKI_DEFAULTS = {
 export interface GeneratePkiOptions {
   /** SM-DP+ host name for CERT.DP.TLS (SAN dNSName, or iPAddress for an IP). Default 'localhost'. */
   hostname?: string;
+  /** SM-DS host name for CERT.DS.TLS (the host of SMDS_ADDRESS). Default: `hostname`. */
+  smdsHostname?: string;
   /** SM-DP+ OID (SAN registeredID of DPauth, DPpb, DP TLS). Default 2.999.10. */
   smdpOid?: string;
-  /** SM-DS OID (SAN registeredID of CERT.DSauth, the built-in SM-DS's). Default 2.999.20. */
+  /** SM-DS OID (SAN registeredID of CERT.DSauth and CERT.DS.TLS, the built-in SM-DS's). Default 2.999.20. */
   smdsOid?: string;
   /** CI OID (SAN registeredID of CERT.CI). Default 2.999.1. */
   ciOid?: string;
@@ -81,6 +83,7 @@ function checkOid(name: string, oid: string) {
 
 export async function generatePki(dir: string, opts: GeneratePkiOptions = {}): Promise<GeneratedPki> {
   const hostname = opts.hostname ?? PKI_DEFAULTS.hostname;
+  const smdsHostname = opts.smdsHostname ?? hostname;
   const smdpOid = opts.smdpOid ?? PKI_DEFAULTS.smdpOid;
   const smdsOid = opts.smdsOid ?? PKI_DEFAULTS.smdsOid;
   const ciOid = opts.ciOid ?? PKI_DEFAULTS.ciOid;
@@ -95,6 +98,7 @@ export async function generatePki(dir: string, opts: GeneratePkiOptions = {}): P
   const eid = opts.eid ?? sampleEid(einPrefix);
   if (!/^\d{32}$/.test(eid) || !eid.startsWith(einPrefix)) throw new PkiError('invalidEid', `EID ${eid} must be 32 digits under ${einPrefix}`);
   if (!hostname || /[\s/]/.test(hostname)) throw new PkiError('invalidSpec', `invalid host name: ${hostname}`);
+  if (!smdsHostname || /[\s/]/.test(smdsHostname)) throw new PkiError('invalidSpec', `invalid SM-DS host name: ${smdsHostname}`);
   if (!curves.length) throw new PkiError('invalidSpec', 'no curves');
 
   const planned = curves.flatMap((c) => CREDENTIAL_KINDS.flatMap((k: CredentialKind) => [certPath(k, c), keyPath(k, c)]));
@@ -177,21 +181,27 @@ export async function generatePki(dir: string, opts: GeneratePkiOptions = {}): P
     });
     await save('dsAuth', curve, ds, dsKey);
 
-    const tlsKey = newKey();
-    const ip = isIP(hostname) !== 0;
-    const tls = issueCertificate({
-      subject: [['C', 'XX'], ['O', 'mock-smdp'], ...(hostname.length <= 64 ? [['CN', hostname] as [string, string]] : [])],
-      subjectKey: tlsKey,
-      issuer,
-      notAfter: yearsFrom(now, 10),
-      policies: [RSP_ROLE.dpTls],
-      policiesCritical: false,
-      keyUsage: ['digitalSignature'],
-      extKeyUsage: ['serverAuth', 'clientAuth'],
-      ...(ip ? { sanIpAddresses: [hostname] } : { sanDnsNames: [hostname] }),
-      sanRegisteredIds: [smdpOid],
-    });
-    await save('dpTls', curve, tls, tlsKey);
+    // TLS certificates (SGP.22 §2.6, §4.5): CERT.DP.TLS is the SM-DP+'s server certificate on ES9+
+    // and its client certificate on ES12 (hence clientAuth); CERT.DS.TLS the SM-DS's on ES11/ES12.
+    const tlsCert = async (kind: 'dpTls' | 'dsTls', host: string, role: string, oid: string) => {
+      const key = newKey();
+      const ip = isIP(host) !== 0;
+      const cert = issueCertificate({
+        subject: [['C', 'XX'], ['O', 'mock-smdp'], ...(host.length <= 64 ? [['CN', host] as [string, string]] : [])],
+        subjectKey: key,
+        issuer,
+        notAfter: yearsFrom(now, 10),
+        policies: [role],
+        policiesCritical: false,
+        keyUsage: ['digitalSignature'],
+        extKeyUsage: ['serverAuth', 'clientAuth'],
+        ...(ip ? { sanIpAddresses: [host] } : { sanDnsNames: [host] }),
+        sanRegisteredIds: [oid],
+      });
+      await save(kind, curve, cert, key);
+    };
+    await tlsCert('dpTls', hostname, RSP_ROLE.dpTls, smdpOid);
+    await tlsCert('dsTls', smdsHostname, RSP_ROLE.dsTls, smdsOid);
 
     const euicc = issueEuiccCredentials(dir, eid, curve);
     await save('euicc', curve, euicc.cert, euicc.key);

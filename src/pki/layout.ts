@@ -16,6 +16,9 @@ const ENTRIES = {
   dpTls: ['DPtls', 'S_SM_DP_TLS'],
   // The built-in SM-DS's CERT.DSauth (docs/smds.md#its-certificate): not in the published SGP.26 set.
   dsAuth: ['DSauth', 'S_SM_DSauth_ECDSA'],
+  // The built-in SM-DS's CERT.DS.TLS (docs/smds.md#its-certificates): its ES11/ES12 TLS server
+  // certificate; not in the published SGP.26 set either.
+  dsTls: ['DStls', 'S_SM_DS_TLS'],
   eum: ['EUM', 'EUM_ECDSA'],
   euicc: ['eUICC', 'EUICC_ECDSA'],
 } as const;
@@ -55,6 +58,8 @@ export const layoutFiles: Record<CredentialKind | `${CredentialKind}Key`, PerCur
   dpTlsKey: perCurve((c) => keyPath('dpTls', c)),
   dsAuth: perCurve((c) => certPath('dsAuth', c)),
   dsAuthKey: perCurve((c) => keyPath('dsAuth', c)),
+  dsTls: perCurve((c) => certPath('dsTls', c)),
+  dsTlsKey: perCurve((c) => keyPath('dsTls', c)),
   eum: perCurve((c) => certPath('eum', c)),
   eumKey: perCurve((c) => keyPath('eum', c)),
   euicc: perCurve((c) => certPath('euicc', c)),

@@ -37,6 +37,11 @@ export interface TlsCredentials {
   keyPem: string;
   /** The TLS certificate followed by its CI certificate. */
   chainPem: string;
+  /**
+   * Every CI certificate of the folder (PEM): the roots a TLS peer's certificate must chain to (ES12
+   * client certificates on the server side, docs/smds.md#es12-authentication).
+   */
+  ciPems: string[];
 }
 
 export interface ServerPki {
@@ -49,6 +54,11 @@ export interface ServerPki {
   /** The SM-DP+ OID (SAN registeredID of CERT.DPauth and CERT.DPpb). */
   smdpOid: string;
   tls?: TlsCredentials;
+  /**
+   * The built-in SM-DS's CERT.DS.TLS (docs/smds.md#its-certificates), of the curve of `tls` when the
+   * folder has one: served for its host name (SNI) when that is not the SM-DP+'s.
+   */
+  dsTls?: TlsCredentials;
   /** Non-fatal findings, e.g. certificates outside their validity period. */
   warnings: string[];
   /**
@@ -232,17 +242,22 @@ export function loadServerPki(dir: string, opts: LoadServerPkiOptions = {}): Ser
   const withTls = credentials.filter((c) => c.tls);
   const t = withTls.find((c) => c.curve === preferred) ?? (opts.tlsCurve ? undefined : withTls[0]);
   if (opts.tlsCurve && !t) warnings.push(`no ${CURVES[opts.tlsCurve].fileTag} DP TLS certificate in ${dir}`);
-  if (t?.tls) {
-    const certPem = t.tls.cert.toPem();
-    pki.tls = {
-      curve: t.curve,
-      cert: t.tls.cert,
-      certPem,
-      keyPem: t.tls.key.export({ format: 'pem', type: 'pkcs8' }).toString(),
-      chainPem: certPem + t.ci.toPem(),
-    };
+  const ciPems = pki.cis.map((c) => c.toPem());
+  if (t?.tls) pki.tls = tlsCredentials(t.curve, t.tls, t.ci, ciPems);
+  const dsCurve = pki.tls?.curve ?? preferred;
+  const dsCi = cis.get(dsCurve);
+  const dsRel = certPath('dsTls', dsCurve);
+  if (dsCi && present(dir, dsRel)) {
+    const pair = loadPair(dir, 'dsTls', dsCurve);
+    verifyLink(pair.cert, dsCi, RSP_ROLE.dsTls, dsRel, warnings, now);
+    pki.dsTls = tlsCredentials(dsCurve, pair, dsCi, ciPems);
   }
   return pki;
+}
+
+function tlsCredentials(curve: CurveName, pair: KeyPair, ci: Certificate, ciPems: string[]): TlsCredentials {
+  const certPem = pair.cert.toPem();
+  return { curve, cert: pair.cert, certPem, keyPem: pair.key.export({ format: 'pem', type: 'pkcs8' }).toString(), chainPem: certPem + ci.toPem(), ciPems };
 }
 
 /** CERT.DSauth of each CI that has one (role ds-auth, one SM-DS OID for all); none: undefined. */

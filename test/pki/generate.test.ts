@@ -34,7 +34,7 @@ t.test('EID check digits', async (t) => {
 t.test('generatePki writes the SGP.26 layout and it loads', async (t) => {
   const dir = join(tmp, 'default');
   const g = await generatePki(dir);
-  t.equal(g.files.length, 28, "every kind incl. the SM-DS's DSauth, per curve");
+  t.equal(g.files.length, 32, "every kind incl. the SM-DS's DSauth and DS TLS, per curve");
   for (const k of CREDENTIAL_KINDS) {
     for (const c of ['P-256', 'brainpoolP256r1'] as const) {
       t.ok(existsSync(join(dir, certPath(k, c))), certPath(k, c));
@@ -105,7 +105,7 @@ t.test('options', async (t) => {
     einPrefix: '89033023',
     curves: ['brainpoolP256r1'],
   });
-  t.equal(g.files.length, 14);
+  t.equal(g.files.length, 16);
   t.notOk(existsSync(join(dir, certPath('ci', 'P-256'))));
   t.ok(g.eid.startsWith('89033023') && eidChecksumValid(g.eid));
   const pki = loadServerPki(dir);
