@@ -9,6 +9,10 @@
  *   operator        everything on its own groups, nothing on other operators' groups
  *   owner token     read its group; change children's caps; lower its own caps; issue profiles for the group's lines
  *   member token    read its own member record, lines, profiles (and usage); lower its own caps, never raise them
+ *
+ * Controls (docs/family.md): the owner sets its children's controls and its own and sets the time
+ * zone; every member buys passes for itself (the owner for anyone); only the owner or the operator
+ * approves or declines a pending purchase.
  */
 import type { FastifyRequest } from 'fastify';
 import type { Queryable } from '../db/db.js';
@@ -111,4 +115,41 @@ export function checkMaySetCaps(p: Principal, g: GroupRow, target: MemberRow, ne
   }
   if (!isOwner(p)) throw forbidden(`a ${p.member.role} cannot change another member's caps`);
   if (target.role !== 'child') throw forbidden(`the group owner changes children's caps only; ${target.name} is ${target.role === 'owner' ? 'an owner' : 'an adult'}`);
+}
+
+// ---- controls and purchases (docs/family.md)
+
+/** Verify the caller may read the group's passes: its operator or any member of the group. */
+export function checkMayReadPasses(p: Principal, g: GroupRow): void {
+  checkSameGroup(p, g);
+}
+
+/** Verify the caller may set the group's time zone: its operator or its owner. */
+export function checkMaySetTimeZone(p: Principal, g: GroupRow): void {
+  checkSameGroup(p, g);
+  if (p.kind === 'member' && !isOwner(p)) throw forbidden(`only the group owner or the operator sets the group's time zone; a ${p.member.role} cannot`);
+}
+
+/**
+ * Verify the caller may set a member's controls (time windows, trusted numbers, roaming allowance,
+ * spend limit): the operator any member's; the owner its children's and its own; nobody else,
+ * so no member loosens its own controls.
+ */
+export function checkMaySetControls(p: Principal, g: GroupRow, target: MemberRow): void {
+  checkSameGroup(p, g);
+  if (p.kind === 'operator') return;
+  if (!isOwner(p)) throw forbidden(`a ${p.member.role} cannot change controls; ask the ${p.member.role === 'child' ? 'group owner' : 'operator'}`);
+  if (target.id !== p.member.id && target.role !== 'child') throw forbidden(`the group owner sets children's controls (and its own); ${target.name} is an adult: ask the operator`);
+}
+
+/** Verify the caller may buy a pass for the target: the operator, the group owner, or the member itself. */
+export function checkMayBuy(p: Principal, g: GroupRow, target: MemberRow): void {
+  checkSameGroup(p, g);
+  if (p.kind === 'member' && !isOwner(p) && p.member.id !== target.id) throw forbidden(`a ${p.member.role} buys passes for itself only`);
+}
+
+/** Verify the caller may approve or decline a pending purchase: the group owner or the operator, never a child. */
+export function checkMayDecidePurchase(p: Principal, g: GroupRow): void {
+  checkSameGroup(p, g);
+  if (p.kind === 'member' && !isOwner(p)) throw forbidden(`only the group owner (or the operator) approves or declines purchases; a ${p.member.role} cannot`);
 }

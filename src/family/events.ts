@@ -39,6 +39,17 @@ export const GROUP_EVENT = {
   capReached: 'cap-reached',
   poolExhausted: 'pool-exhausted',
   cycleRolledOver: 'cycle-rolled-over',
+  // Controls (docs/family.md): settings, roaming limits, add-on purchases.
+  timeZoneSet: 'time-zone-set',
+  emergencyNumbersSet: 'emergency-numbers-set',
+  roamingPlanSet: 'roaming-plan-set',
+  passesSet: 'passes-set',
+  controlsSet: 'controls-set',
+  roamingAllowanceReached: 'roaming-allowance-reached',
+  purchaseRequested: 'purchase-requested',
+  purchaseApproved: 'purchase-approved',
+  purchaseDeclined: 'purchase-declined',
+  purchaseActivated: 'purchase-activated',
 } as const;
 
 export type GroupEventType = (typeof GROUP_EVENT)[keyof typeof GROUP_EVENT];

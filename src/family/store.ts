@@ -8,6 +8,7 @@ import type { Queryable } from '../db/db.js';
 import { PROFILE_EVENT, TRANSITIONS, lockProfile, profileEventSql, transition } from '../orders/state-machine.js';
 import type { ProfileRow, ProfileState } from '../orders/store.js';
 import type { NotificationOperationName } from '../rsp/notification.js';
+import { memberControlsOf } from './controls.js';
 import { GROUP_EVENT, recordGroupEvent } from './events.js';
 
 export type Role = 'owner' | 'adult' | 'child';
@@ -219,7 +220,7 @@ export async function setCaps(q: Queryable, m: MemberRow, caps: Required<Caps>, 
 }
 
 export function publicMember(m: MemberRow) {
-  return { id: m.id, groupId: m.group_id, name: m.name, role: m.role, caps: capsOf(m), createdAt: m.created_at.toISOString() };
+  return { id: m.id, groupId: m.group_id, name: m.name, role: m.role, caps: capsOf(m), controls: memberControlsOf(m), createdAt: m.created_at.toISOString() };
 }
 
 // ---- lines

@@ -10,6 +10,9 @@
  *   POST /family/groups/:gid/clock/advance      {days?, seconds?}                      operator
  *   POST /family/groups/:gid/rollover           jump to the next cycle                 operator
  *   GET  /family/groups/:gid/events             event log (?type=a,b&after=ID&limit=)  operator, group owner
+ *
+ * The controls routes (controls-routes.ts: time windows, roaming, passes, purchases) are registered
+ * from here, at the end.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Database } from '../db/db.js';
@@ -18,6 +21,8 @@ import { errorReply, jsonReply, OPERATOR_ONLY } from '../openapi.js';
 import { checkGroupOperator, checkMayReadGroup, checkMayReadMember, resolvePrincipal, type Principal } from './auth.js';
 import { listGroupEvents } from './events.js';
 import { getGroup, type GroupRow } from './store.js';
+import { loadSchemas } from '../schemas.js';
+import { familyControlRoutes } from './controls-routes.js';
 import { advanceGroupClock, clockOf, listUsageEvents, recordUsage, rollover, usageSummary, type UsageKind } from './usage.js';
 
 const tags = ['family'];
@@ -69,19 +74,16 @@ export async function familyUsageRoutes(app: FastifyInstance, deps: { db: Databa
     });
   }
 
-  route<{ kind: UsageKind; amount: number; hotspot?: boolean }>('POST', '/groups/:gid/lines/:lid/usage', {
-    ...OPERATOR_ONLY, summary: "Record a line's usage (data MB, voice minutes, SMS); answers allowed / throttled / blocked (operator)",
+  route<{ kind: UsageKind; amount: number; hotspot?: boolean; otherParty?: string; visitedCountry?: string }>('POST', '/groups/:gid/lines/:lid/usage', {
+    ...OPERATOR_ONLY, summary: "Record a line's usage (data MB, voice minutes, SMS; the other party, the visited country); answers allowed / throttled / blocked and the rule that decided (operator)",
     params: params('gid', 'lid'),
-    body: {
-      type: 'object', required: ['kind', 'amount'], additionalProperties: false,
-      properties: { kind: { type: 'string', enum: ['data', 'voice', 'sms'] }, amount: { type: 'integer', minimum: 1, maximum: 10_000_000 }, hotspot: { type: 'boolean' } },
-    },
-    response: ok('The decision', open({ eventId: str, decision: { type: 'string', enum: ['allowed', 'throttled', 'blocked'] }, reason: str, kind: str, amount: int }, ['eventId', 'decision', 'reason']),
-      { eventId: '17', decision: 'allowed', reason: 'within-caps', kind: 'data', amount: 100, hotspot: false, groupId: 'fg_3k9x2', memberId: 'fm_7q2', lineId: 'fl_9d1' },
+    body: loadSchemas('family').get('usage.request'),
+    response: ok('The decision', open({ eventId: str, decision: { type: 'string', enum: ['allowed', 'throttled', 'blocked'] }, reason: str, rule: str, kind: str, amount: int, roaming: { type: 'boolean' } }, ['eventId', 'decision', 'reason', 'rule']),
+      { eventId: '17', decision: 'blocked', reason: 'timeWindow', rule: 'time-window:school', kind: 'voice', amount: 3, hotspot: false, otherParty: '447700900123', visitedCountry: null, roaming: false, purchaseId: null, groupId: 'fg_3k9x2', memberId: 'fm_7q2', lineId: 'fl_9d1', localTime: { zone: 'Europe/London', at: 'mon 09:30' } },
       { 404: errorReply(404, { error: 'notFound', message: 'no line fl_nope in group fg_3k9x2' }) }),
   }, async ({ principal, group, body, params: p }) => {
     checkGroupOperator(principal, group, 'report usage');
-    return recordUsage(db, { groupId: group.id, lineId: p.lid, kind: body.kind, amount: body.amount, hotspot: body.hotspot });
+    return recordUsage(db, { groupId: group.id, lineId: p.lid, kind: body.kind, amount: body.amount, hotspot: body.hotspot, otherParty: body.otherParty, visitedCountry: body.visitedCountry });
   });
 
   // A real calendar date (format date), not only its shape: PostgreSQL would refuse 2026-13-45.
@@ -139,4 +141,6 @@ export async function familyUsageRoutes(app: FastifyInstance, deps: { db: Databa
     checkMayReadGroup(principal, group);
     return { events: await listGroupEvents(db, group.id, { type: query.type, after: query.after, limit: query.limit ? Number(query.limit) : undefined }) };
   });
+
+  await familyControlRoutes(app, { db });
 }

@@ -7,6 +7,14 @@
  *          pool (plan_data_mb)                                                  → throttled (for everyone)
  *   voice / sms: member cap, then the pool → blocked
  *
+ * Before those, the controls of docs/family.md, in this order: an emergency number (voice, SMS) is
+ * always allowed and free; a time window of the member blocking the kind at the group's local time
+ * blocks it, unless the other party is one of the member's trusted numbers; a roaming event (a
+ * visited country other than the home country) draws from a roaming pass, else from the member's and
+ * the pool's roaming allowance (block or throttle at the allowance), never from the home pool; at
+ * home, data the member cap or the pool would refuse is carried by a data pass when the member has one.
+ * Each decision names its rule (Rule).
+ *
  * An event is granted whole or not at all; only allowed usage counts against caps and the pool
  * (throttled data is counted apart). Events of a group are serialised on its family_cycles row
  * (FOR UPDATE), so concurrent events never overspend. The first cap hit / pool exhaustion of a cycle
@@ -14,11 +22,30 @@
  */
 import type { Database, Queryable } from '../db/db.js';
 import { advanceClock, cycleOf, cycleStart, groupClock, isoDate, nextCycleStart } from './clock.js';
+import { activeWindow, localTime, normaliseNumber, type TimeWindow } from './controls.js';
 import { GROUP_EVENT, recordGroupEvent, type GroupEventType } from './events.js';
+import { listPurchases, publicPurchase, purchaseState, usablePasses, type PublicPurchase, type PurchaseRow } from './purchases.js';
 
 export type UsageKind = 'data' | 'voice' | 'sms';
 export type Decision = 'allowed' | 'throttled' | 'blocked';
-export type Reason = 'withinPlan' | 'memberCap' | 'memberHotspotCap' | 'hotspotAllowance' | 'poolExhausted';
+export type Reason =
+  | 'withinPlan' | 'memberCap' | 'memberHotspotCap' | 'hotspotAllowance' | 'poolExhausted'
+  // controls (docs/family.md)
+  | 'emergencyNumber' | 'trustedNumber' | 'timeWindow' | 'roamingAllowance' | 'roamingMemberAllowance' | 'roamingPass' | 'dataPass';
+
+/**
+ * The rule that decided an event (usage_events.rule, the `rule` of the answer and of the event log):
+ * 'emergency-number', 'time-window:<window name>', 'trusted-number' (a window let it through),
+ * 'member-cap', 'member-hotspot-cap', 'hotspot-allowance', 'pool' (allowed from, or refused by, the
+ * home pool), 'data-pass', 'roaming-pass', 'roaming-member-allowance', 'roaming-allowance'.
+ */
+export type Rule = string;
+
+const RULE_OF: Record<Reason, Rule> = {
+  withinPlan: 'pool', poolExhausted: 'pool', memberCap: 'member-cap', memberHotspotCap: 'member-hotspot-cap', hotspotAllowance: 'hotspot-allowance',
+  emergencyNumber: 'emergency-number', trustedNumber: 'trusted-number', timeWindow: 'time-window', roamingAllowance: 'roaming-allowance',
+  roamingMemberAllowance: 'roaming-member-allowance', roamingPass: 'roaming-pass', dataPass: 'data-pass',
+};
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -33,6 +60,10 @@ export interface UsageInput {
   kind: UsageKind;
   amount: number;
   hotspot?: boolean;
+  /** Voice and SMS: the number called or texted (emergency and trusted numbers are exempt from time windows). */
+  otherParty?: string;
+  /** ISO 3166-1 alpha-2 country the line is in; absent or the group's home country: home. */
+  visitedCountry?: string;
 }
 
 interface GroupPlan {
@@ -42,6 +73,13 @@ interface GroupPlan {
   plan_sms: number;
   hotspot_mb: number;
   billing_cycle_day: number;
+  time_zone: string;
+  emergency_numbers: string[];
+  home_country: string | null;
+  roaming_data_mb: number;
+  roaming_voice_min: number;
+  roaming_sms: number;
+  roaming_at_allowance: 'block' | 'throttle';
 }
 
 interface MemberCaps {
@@ -53,7 +91,16 @@ interface MemberCaps {
   cap_sms: number | null;
   cap_hotspot_mb: number | null;
   at_cap: 'block' | 'throttle';
+  time_windows: TimeWindow[];
+  trusted_numbers: string[];
+  roaming_cap_data_mb: number | null;
+  roaming_cap_voice_min: number | null;
+  roaming_cap_sms: number | null;
+  spend_limit: number | null;
 }
+
+const MEMBER_COLUMNS = `id, name, role, cap_data_mb, cap_voice_min, cap_sms, cap_hotspot_mb, at_cap, time_windows, trusted_numbers,
+  roaming_cap_data_mb, roaming_cap_voice_min, roaming_cap_sms, spend_limit`;
 
 export interface Counters {
   dataMb: number;
@@ -62,6 +109,10 @@ export interface Counters {
   voiceMin: number;
   sms: number;
   blocked: number;
+  roamingDataMb: number;
+  roamingVoiceMin: number;
+  roamingSms: number;
+  roamingThrottledMb: number;
 }
 
 interface CounterRow {
@@ -74,19 +125,26 @@ interface CounterRow {
   sms: string | number;
   blocked: number;
   flags: string[];
+  roaming_data_mb: string | number;
+  roaming_voice_min: string | number;
+  roaming_sms: string | number;
+  roaming_throttled_mb: string | number;
 }
 
-const ZERO: Counters = { dataMb: 0, hotspotMb: 0, throttledMb: 0, voiceMin: 0, sms: 0, blocked: 0 };
+const ZERO: Counters = { dataMb: 0, hotspotMb: 0, throttledMb: 0, voiceMin: 0, sms: 0, blocked: 0, roamingDataMb: 0, roamingVoiceMin: 0, roamingSms: 0, roamingThrottledMb: 0 };
 
 function counters(r: CounterRow | undefined): Counters {
   if (!r) return { ...ZERO };
   return {
     dataMb: Number(r.data_mb), hotspotMb: Number(r.hotspot_mb), throttledMb: Number(r.throttled_mb),
     voiceMin: Number(r.voice_min), sms: Number(r.sms), blocked: Number(r.blocked),
+    roamingDataMb: Number(r.roaming_data_mb ?? 0), roamingVoiceMin: Number(r.roaming_voice_min ?? 0), roamingSms: Number(r.roaming_sms ?? 0),
+    roamingThrottledMb: Number(r.roaming_throttled_mb ?? 0),
   };
 }
 
-const GROUP_COLUMNS = 'id, plan_data_mb, plan_voice_min, plan_sms, hotspot_mb, billing_cycle_day';
+const GROUP_COLUMNS = `id, plan_data_mb, plan_voice_min, plan_sms, hotspot_mb, billing_cycle_day, time_zone, emergency_numbers, home_country,
+  roaming_data_mb, roaming_voice_min, roaming_sms, roaming_at_allowance`;
 
 async function loadGroup(q: Queryable, groupId: string): Promise<GroupPlan> {
   const [g] = await q.query<GroupPlan>(`SELECT ${GROUP_COLUMNS} FROM family_groups WHERE id = $1`, [groupId]);
@@ -107,7 +165,7 @@ export interface CycleState {
  * Locks the group's cycle row (the group's usage lock) and moves it to the cycle the group's clock is
  * in now, logging a rollover when it changed. Call inside a transaction.
  */
-async function syncCycle(q: Queryable, g: GroupPlan): Promise<CycleState> {
+export async function syncCycle(q: Queryable, g: Pick<GroupPlan, 'id' | 'billing_cycle_day'>): Promise<CycleState> {
   const clock = await groupClock(q, g.id);
   const current = isoDate(cycleStart(clock.now, g.billing_cycle_day));
   await q.query('INSERT INTO family_cycles (group_id, cycle_start) VALUES ($1, $2) ON CONFLICT (group_id) DO NOTHING', [g.id, current]);
@@ -130,27 +188,58 @@ export interface UsageResult {
   eventId: string;
   decision: Decision;
   reason: Reason;
+  /** The rule that decided (see Rule). */
+  rule: Rule;
   kind: UsageKind;
   amount: number;
   hotspot: boolean;
+  otherParty: string | null;
+  visitedCountry: string | null;
+  roaming: boolean;
+  /** The pass the event drew from (rule data-pass or roaming-pass). */
+  purchaseId: string | null;
   groupId: string;
   memberId: string;
   lineId: string;
   at: string;
+  /** The group's local time the time windows were read at ('mon 08:15') and its zone. */
+  localTime: { zone: string; at: string };
   cycle: { start: string; end: string };
   /** What is left after this event (null: no such cap). */
-  remaining: { pool: number; member: number | null; hotspot: number | null; memberHotspot: number | null };
+  remaining: {
+    pool: number; member: number | null; hotspot: number | null; memberHotspot: number | null;
+    roaming?: { pool: number; member: number | null };
+    pass?: number;
+  };
 }
 
 const POOL_OF: Record<UsageKind, keyof GroupPlan> = { data: 'plan_data_mb', voice: 'plan_voice_min', sms: 'plan_sms' };
 const CAP_OF: Record<UsageKind, keyof MemberCaps> = { data: 'cap_data_mb', voice: 'cap_voice_min', sms: 'cap_sms' };
 const USED_OF: Record<UsageKind, keyof Counters> = { data: 'dataMb', voice: 'voiceMin', sms: 'sms' };
+const ROAMING_POOL_OF: Record<UsageKind, keyof GroupPlan> = { data: 'roaming_data_mb', voice: 'roaming_voice_min', sms: 'roaming_sms' };
+const ROAMING_CAP_OF: Record<UsageKind, keyof MemberCaps> = { data: 'roaming_cap_data_mb', voice: 'roaming_cap_voice_min', sms: 'roaming_cap_sms' };
+const ROAMING_USED_OF: Record<UsageKind, keyof Counters> = { data: 'roamingDataMb', voice: 'roamingVoiceMin', sms: 'roamingSms' };
+const PASS_LEFT: Record<UsageKind, (p: PurchaseRow) => number> = {
+  data: (p) => p.data_mb - Number(p.used_data_mb),
+  voice: (p) => p.voice_min - Number(p.used_voice_min),
+  sms: (p) => p.sms - Number(p.used_sms),
+};
 
 function validate(u: UsageInput): void {
   if (!['data', 'voice', 'sms'].includes(u.kind)) throw new UsageError('invalid', 'kind must be data, voice or sms');
   if (!Number.isInteger(u.amount) || u.amount < 1 || u.amount > 10_000_000) throw new UsageError('invalid', 'amount must be a whole number from 1 to 10000000 (MB, minutes or messages)');
   if (u.hotspot && u.kind !== 'data') throw new UsageError('invalid', 'hotspot applies to data only');
+  if (u.otherParty !== undefined) {
+    if (u.kind === 'data') throw new UsageError('invalid', 'otherParty is the number called or texted: voice and sms only');
+    if (typeof u.otherParty !== 'string' || !/^\+?[0-9]{2,15}$/.test(normaliseNumber(u.otherParty))) throw new UsageError('invalid', 'otherParty must be a phone number: 2 to 15 digits, optionally after +');
+  }
+  if (u.visitedCountry !== undefined && (typeof u.visitedCountry !== 'string' || !/^[A-Z]{2}$/.test(u.visitedCountry))) {
+    throw new UsageError('invalid', 'visitedCountry must be an ISO 3166-1 alpha-2 code (two capital letters)');
+  }
 }
+
+/** Where an allowed event is counted. */
+type Draw = 'home' | 'roaming' | 'pass' | 'free';
 
 /** Records one usage event and answers its decision. */
 export async function recordUsage(db: Database, u: UsageInput): Promise<UsageResult> {
@@ -161,8 +250,7 @@ export async function recordUsage(db: Database, u: UsageInput): Promise<UsageRes
     const cycle = await syncCycle(q, g); // the group's lock from here on
     const [line] = await q.query<{ id: string; member_id: string }>('SELECT id, member_id FROM family_lines WHERE id = $1 AND group_id = $2', [u.lineId, g.id]);
     if (!line) throw new UsageError('notFound', `no line ${u.lineId} in group ${g.id}`);
-    const [m] = await q.query<MemberCaps>(
-      'SELECT id, name, role, cap_data_mb, cap_voice_min, cap_sms, cap_hotspot_mb, at_cap FROM family_members WHERE id = $1', [line.member_id]);
+    const [m] = await q.query<MemberCaps>(`SELECT ${MEMBER_COLUMNS} FROM family_members WHERE id = $1`, [line.member_id]);
     await q.query(
       `INSERT INTO family_usage_counters (group_id, cycle_start, scope, scope_id)
        VALUES ($1, $2, 'group', $1), ($1, $2, 'member', $3), ($1, $2, 'line', $4) ON CONFLICT DO NOTHING`,
@@ -178,44 +266,123 @@ export async function recordUsage(db: Database, u: UsageInput): Promise<UsageRes
     const used = USED_OF[u.kind];
     const cap = m![CAP_OF[u.kind]] as number | null;
     const poolSize = g[POOL_OF[u.kind]] as number;
+    const roamingUsed = ROAMING_USED_OF[u.kind];
+    const roamingPool = g[ROAMING_POOL_OF[u.kind]] as number;
+    const roamingCap = m![ROAMING_CAP_OF[u.kind]] as number | null;
+
+    const otherParty = u.otherParty !== undefined ? normaliseNumber(u.otherParty) : null;
+    const visitedCountry = u.visitedCountry ?? null;
+    const roaming = visitedCountry !== null && visitedCountry !== g.home_country;
+    const local = localTime(cycle.now, g.time_zone);
+    const atAllowance = (): Decision => (u.kind === 'data' && g.roaming_at_allowance === 'throttle' ? 'throttled' : 'blocked');
 
     let decision: Decision = 'allowed';
     let reason: Reason = 'withinPlan';
-    if (cap !== null && mine[used] + u.amount > cap) {
-      decision = u.kind === 'data' && m!.at_cap === 'throttle' ? 'throttled' : 'blocked';
-      reason = 'memberCap';
-    } else if (hotspot && m!.cap_hotspot_mb !== null && mine.hotspotMb + u.amount > m!.cap_hotspot_mb) {
-      decision = 'blocked';
-      reason = 'memberHotspotCap';
-    } else if (hotspot && pool.hotspotMb + u.amount > g.hotspot_mb) {
-      decision = 'blocked';
-      reason = 'hotspotAllowance';
-    } else if (pool[used] + u.amount > poolSize) {
-      decision = u.kind === 'data' ? 'throttled' : 'blocked';
-      reason = 'poolExhausted';
+    let rule: Rule | undefined;
+    let draw: Draw = 'home';
+    let pass: PurchaseRow | undefined;
+    let trusted = false;
+    let decided = false;
+
+    // 1. Emergency numbers: always allowed, free, whatever else applies.
+    if (otherParty !== null && g.emergency_numbers.includes(otherParty)) {
+      reason = 'emergencyNumber';
+      draw = 'free';
+      decided = true;
     }
+    // 2. The member's time windows (in the group's time zone); trusted numbers pass them.
+    if (!decided) {
+      const w = activeWindow(m!.time_windows ?? [], u.kind, local.weekday, local.minute);
+      if (w && otherParty !== null && (m!.trusted_numbers ?? []).includes(otherParty)) {
+        trusted = true;
+      } else if (w) {
+        decision = 'blocked';
+        reason = 'timeWindow';
+        rule = `time-window:${w.name}`;
+        draw = 'free';
+        decided = true;
+      }
+    }
+    // 3. Roaming: a roaming pass first (it expires), then the member's and the pool's roaming allowance. Never the home pool.
+    if (!decided && roaming) {
+      pass = (await usablePasses(q, m!.id, 'roaming', cycle.now)).find((p) => PASS_LEFT[u.kind](p) >= u.amount);
+      if (pass) {
+        reason = 'roamingPass';
+        draw = 'pass';
+      } else if (roamingCap !== null && mine[roamingUsed] + u.amount > roamingCap) {
+        decision = atAllowance();
+        reason = 'roamingMemberAllowance';
+      } else if (pool[roamingUsed] + u.amount > roamingPool) {
+        decision = atAllowance();
+        reason = 'roamingAllowance';
+      } else {
+        reason = 'roamingAllowance';
+        draw = 'roaming';
+      }
+      decided = true;
+    }
+    // 4. Home: member cap, hotspot, pool; a data pass carries data the cap or the pool would refuse.
+    if (!decided) {
+      if (cap !== null && mine[used] + u.amount > cap) {
+        decision = u.kind === 'data' && m!.at_cap === 'throttle' ? 'throttled' : 'blocked';
+        reason = 'memberCap';
+      } else if (hotspot && m!.cap_hotspot_mb !== null && mine.hotspotMb + u.amount > m!.cap_hotspot_mb) {
+        decision = 'blocked';
+        reason = 'memberHotspotCap';
+      } else if (hotspot && pool.hotspotMb + u.amount > g.hotspot_mb) {
+        decision = 'blocked';
+        reason = 'hotspotAllowance';
+      } else if (pool[used] + u.amount > poolSize) {
+        decision = u.kind === 'data' ? 'throttled' : 'blocked';
+        reason = 'poolExhausted';
+      }
+      if (decision !== 'allowed' && u.kind === 'data' && (reason === 'memberCap' || reason === 'poolExhausted')) {
+        pass = (await usablePasses(q, m!.id, 'data', cycle.now)).find((p) => PASS_LEFT.data(p) >= u.amount);
+        if (pass) {
+          decision = 'allowed';
+          reason = 'dataPass';
+          draw = 'pass';
+        }
+      }
+    }
+    if (trusted && decision === 'allowed') reason = 'trustedNumber';
+    rule ??= RULE_OF[reason];
+    if (decision !== 'allowed') draw = 'free';
 
-    const column = { data: 'data_mb', voice: 'voice_min', sms: 'sms' }[u.kind];
-    const set = decision === 'allowed'
-      ? `${column} = ${column} + $4${hotspot ? ', hotspot_mb = hotspot_mb + $4' : ''}`
-      : decision === 'throttled' ? 'throttled_mb = throttled_mb + $4' : 'blocked = blocked + 1';
-    await q.query(
-      `UPDATE family_usage_counters SET ${set} WHERE group_id = $1 AND cycle_start = $2 AND scope_id = ANY($3)`,
-      [g.id, cycle.start, [g.id, m!.id, line.id], ...(decision === 'blocked' ? [] : [u.amount])],
-    );
+    // Count it: allowed usage where it was drawn from; throttled data apart; a refusal once.
+    const ids = [g.id, m!.id, line.id];
+    if (decision === 'allowed' && draw === 'home') {
+      const column = { data: 'data_mb', voice: 'voice_min', sms: 'sms' }[u.kind];
+      await q.query(`UPDATE family_usage_counters SET ${column} = ${column} + $4${hotspot ? ', hotspot_mb = hotspot_mb + $4' : ''} WHERE group_id = $1 AND cycle_start = $2 AND scope_id = ANY($3)`,
+        [g.id, cycle.start, ids, u.amount]);
+    } else if (decision === 'allowed' && draw === 'roaming') {
+      const column = { data: 'roaming_data_mb', voice: 'roaming_voice_min', sms: 'roaming_sms' }[u.kind];
+      await q.query(`UPDATE family_usage_counters SET ${column} = ${column} + $4 WHERE group_id = $1 AND cycle_start = $2 AND scope_id = ANY($3)`, [g.id, cycle.start, ids, u.amount]);
+    } else if (decision === 'allowed' && draw === 'pass') {
+      const column = { data: 'used_data_mb', voice: 'used_voice_min', sms: 'used_sms' }[u.kind];
+      await q.query(`UPDATE family_purchases SET ${column} = ${column} + $2 WHERE id = $1`, [pass!.id, u.amount]);
+    } else if (decision === 'throttled') {
+      const column = roaming ? 'roaming_throttled_mb' : 'throttled_mb';
+      await q.query(`UPDATE family_usage_counters SET ${column} = ${column} + $4 WHERE group_id = $1 AND cycle_start = $2 AND scope_id = ANY($3)`, [g.id, cycle.start, ids, u.amount]);
+    } else if (decision === 'blocked') {
+      await q.query('UPDATE family_usage_counters SET blocked = blocked + 1 WHERE group_id = $1 AND cycle_start = $2 AND scope_id = ANY($3)', [g.id, cycle.start, ids]);
+    }
     const [ev] = await q.query<{ id: string | number }>(
-      `INSERT INTO usage_events (group_id, member_id, line_id, cycle_start, at, kind, amount, hotspot, decision, reason)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
-      [g.id, m!.id, line.id, cycle.start, cycle.now, u.kind, u.amount, hotspot, decision, reason],
+      `INSERT INTO usage_events (group_id, member_id, line_id, cycle_start, at, kind, amount, hotspot, decision, reason, other_party, visited_country, roaming, rule, purchase_id)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id`,
+      [g.id, m!.id, line.id, cycle.start, cycle.now, u.kind, u.amount, hotspot, decision, reason, otherParty, visitedCountry, roaming, rule, pass?.id ?? null],
     );
 
-    if (decision === 'allowed') {
+    if (decision === 'allowed' && draw === 'home') {
       mine[used] += u.amount;
       pool[used] += u.amount;
       if (hotspot) {
         mine.hotspotMb += u.amount;
         pool.hotspotMb += u.amount;
       }
+    } else if (decision === 'allowed' && draw === 'roaming') {
+      mine[roamingUsed] += u.amount;
+      pool[roamingUsed] += u.amount;
     }
     // Log the first time in the cycle a limit is reached (exactly, or by a refused event).
     const flag = async (row: CounterRow, name: string, reached: boolean, type: GroupEventType, detail: Record<string, unknown>) => {
@@ -225,42 +392,63 @@ export async function recordUsage(db: Database, u: UsageInput): Promise<UsageRes
       await recordGroupEvent(q, g.id, type, { ...detail, cycle: cycle.start });
     };
     const who = { memberId: m!.id, memberName: m!.name, lineId: line.id };
-    if (cap !== null) {
-      await flag(memberRow, `capReached:${u.kind}`, reason === 'memberCap' || mine[used] >= cap, GROUP_EVENT.capReached,
-        { scope: 'member', ...who, kind: u.kind, cap, used: mine[used], decision: m!.at_cap === 'throttle' && u.kind === 'data' ? 'throttled' : 'blocked' });
+    if (roaming) {
+      if (draw !== 'pass' && roamingCap !== null) {
+        await flag(memberRow, `roamingAllowance:${u.kind}`, reason === 'roamingMemberAllowance' || mine[roamingUsed] >= roamingCap, GROUP_EVENT.roamingAllowanceReached,
+          { scope: 'member', ...who, kind: u.kind, allowance: roamingCap, used: mine[roamingUsed], visitedCountry, decision: atAllowance() });
+      }
+      if (draw !== 'pass' && reason !== 'roamingMemberAllowance') {
+        await flag(groupRow, `roamingAllowance:${u.kind}`, reason === 'roamingAllowance' && (decision !== 'allowed' || pool[roamingUsed] >= roamingPool), GROUP_EVENT.roamingAllowanceReached,
+          { scope: 'group', ...who, kind: u.kind, allowance: roamingPool, used: pool[roamingUsed], visitedCountry, decision: atAllowance() });
+      }
+    } else if (reason !== 'emergencyNumber' && reason !== 'timeWindow' && reason !== 'dataPass') {
+      if (cap !== null) {
+        await flag(memberRow, `capReached:${u.kind}`, reason === 'memberCap' || mine[used] >= cap, GROUP_EVENT.capReached,
+          { scope: 'member', ...who, kind: u.kind, cap, used: mine[used], decision: m!.at_cap === 'throttle' && u.kind === 'data' ? 'throttled' : 'blocked' });
+      }
+      if (hotspot && m!.cap_hotspot_mb !== null) {
+        await flag(memberRow, 'capReached:hotspot', reason === 'memberHotspotCap' || mine.hotspotMb >= m!.cap_hotspot_mb, GROUP_EVENT.capReached,
+          { scope: 'member', ...who, kind: 'hotspot', cap: m!.cap_hotspot_mb, used: mine.hotspotMb, decision: 'blocked' });
+      }
+      if (hotspot) {
+        await flag(groupRow, 'capReached:hotspot', reason === 'hotspotAllowance' || pool.hotspotMb >= g.hotspot_mb, GROUP_EVENT.capReached,
+          { scope: 'group', ...who, kind: 'hotspot', cap: g.hotspot_mb, used: pool.hotspotMb, decision: 'blocked' });
+      }
+      await flag(groupRow, `poolExhausted:${u.kind}`, reason === 'poolExhausted' || pool[used] >= poolSize, GROUP_EVENT.poolExhausted,
+        { kind: u.kind, pool: poolSize, used: pool[used], decision: u.kind === 'data' ? 'throttled' : 'blocked', ...who });
     }
-    if (hotspot && m!.cap_hotspot_mb !== null) {
-      await flag(memberRow, 'capReached:hotspot', reason === 'memberHotspotCap' || mine.hotspotMb >= m!.cap_hotspot_mb, GROUP_EVENT.capReached,
-        { scope: 'member', ...who, kind: 'hotspot', cap: m!.cap_hotspot_mb, used: mine.hotspotMb, decision: 'blocked' });
-    }
-    if (hotspot) {
-      await flag(groupRow, 'capReached:hotspot', reason === 'hotspotAllowance' || pool.hotspotMb >= g.hotspot_mb, GROUP_EVENT.capReached,
-        { scope: 'group', ...who, kind: 'hotspot', cap: g.hotspot_mb, used: pool.hotspotMb, decision: 'blocked' });
-    }
-    await flag(groupRow, `poolExhausted:${u.kind}`, reason === 'poolExhausted' || pool[used] >= poolSize, GROUP_EVENT.poolExhausted,
-      { kind: u.kind, pool: poolSize, used: pool[used], decision: u.kind === 'data' ? 'throttled' : 'blocked', ...who });
 
+    const remaining: UsageResult['remaining'] = {
+      pool: Math.max(0, poolSize - pool[used]),
+      member: cap === null ? null : Math.max(0, cap - mine[used]),
+      hotspot: u.kind === 'data' ? Math.max(0, g.hotspot_mb - pool.hotspotMb) : null,
+      memberHotspot: u.kind === 'data' && m!.cap_hotspot_mb !== null ? Math.max(0, m!.cap_hotspot_mb - mine.hotspotMb) : null,
+    };
+    if (roaming) remaining.roaming = { pool: Math.max(0, roamingPool - pool[roamingUsed]), member: roamingCap === null ? null : Math.max(0, roamingCap - mine[roamingUsed]) };
+    if (pass) remaining.pass = Math.max(0, PASS_LEFT[u.kind](pass) - (decision === 'allowed' ? u.amount : 0));
     return {
       eventId: String(ev!.id),
       decision,
       reason,
+      rule,
       kind: u.kind,
       amount: u.amount,
       hotspot,
+      otherParty,
+      visitedCountry,
+      roaming,
+      purchaseId: pass?.id ?? null,
       groupId: g.id,
       memberId: m!.id,
       lineId: line.id,
       at: cycle.now.toISOString(),
+      localTime: { zone: g.time_zone, at: local.text },
       cycle: { start: cycle.start, end: cycle.end },
-      remaining: {
-        pool: Math.max(0, poolSize - pool[used]),
-        member: cap === null ? null : Math.max(0, cap - mine[used]),
-        hotspot: u.kind === 'data' ? Math.max(0, g.hotspot_mb - pool.hotspotMb) : null,
-        memberHotspot: u.kind === 'data' && m!.cap_hotspot_mb !== null ? Math.max(0, m!.cap_hotspot_mb - mine.hotspotMb) : null,
-      },
+      remaining,
     };
   });
 }
+
 
 // ---- summaries
 
@@ -276,7 +464,11 @@ export interface UsageSummary {
   groupId: string;
   cycle: { start: string; end: string; daysLeft: number; current: boolean };
   clock: { now: string; offsetSeconds: number };
-  pool: { data: Limit & { throttledMb: number; exhausted: boolean }; hotspot: Limit; voice: Limit & { exhausted: boolean }; sms: Limit & { exhausted: boolean }; blocked: number };
+  pool: {
+    data: Limit & { throttledMb: number; exhausted: boolean }; hotspot: Limit; voice: Limit & { exhausted: boolean }; sms: Limit & { exhausted: boolean }; blocked: number;
+    /** The pooled roaming allowance (drawn by roaming usage only). */
+    roaming: RoamingUsage & { homeCountry: string | null; atAllowance: 'block' | 'throttle' };
+  };
   members: Array<{
     memberId: string;
     name: string;
@@ -285,8 +477,21 @@ export interface UsageSummary {
     data: Limit; hotspot: Limit; voice: Limit; sms: Limit;
     throttledMb: number;
     blocked: number;
+    /** Roaming drawn from the allowance against the member's own roaming allowance (null limit: the pool's only). */
+    roaming: RoamingUsage;
+    /** Add-on spending this cycle (active purchases), what waits for approval, and the limit. */
+    spend: { limit: number | null; spent: number; pending: number };
+    /** The member's passes that can still be used (active, not expired, something left). */
+    passes: PublicPurchase[];
     lines: Array<{ lineId: string; device: string; name: string | null; usage: Counters }>;
   }>;
+}
+
+export interface RoamingUsage {
+  data: Limit;
+  voice: Limit;
+  sms: Limit;
+  throttledMb: number;
 }
 
 /**
@@ -303,13 +508,24 @@ export async function usageSummary(db: Database, groupId: string, opts: { member
     const rows = await q.query<CounterRow>('SELECT * FROM family_usage_counters WHERE group_id = $1 AND cycle_start = $2', [g.id, start]);
     const byId = new Map(rows.map((r) => [`${r.scope}:${r.scope_id}`, counters(r)]));
     const members = await q.query<MemberCaps>(
-      `SELECT id, name, role, cap_data_mb, cap_voice_min, cap_sms, cap_hotspot_mb, at_cap FROM family_members WHERE group_id = $1
+      `SELECT ${MEMBER_COLUMNS} FROM family_members WHERE group_id = $1
        ${opts.memberId ? 'AND id = $2' : ''} ORDER BY created_at, id`,
       opts.memberId ? [g.id, opts.memberId] : [g.id],
     );
     const lines = await q.query<{ id: string; member_id: string; device: string; name: string | null }>(
       'SELECT id, member_id, device, name FROM family_lines WHERE group_id = $1 ORDER BY created_at, id', [g.id]);
     const pool = byId.get(`group:${g.id}`) ?? { ...ZERO };
+    const purchases = await listPurchases(q, g.id, opts.memberId ? { memberId: opts.memberId } : {});
+    const spend = new Map(members.map((m) => {
+      let spent = 0;
+      let pending = 0;
+      for (const p of purchases) {
+        if (p.member_id !== m.id) continue;
+        if (p.status === 'active' && p.cycle_start === start) spent += p.price;
+        if (p.status === 'pending' && current) pending += p.price;
+      }
+      return [m.id, { spent, pending }] as const;
+    }));
     const end = isoDate(nextCycleStart(new Date(`${start}T00:00:00Z`)));
     return {
       groupId: g.id,
@@ -321,9 +537,14 @@ export async function usageSummary(db: Database, groupId: string, opts: { member
         voice: { ...limit(g.plan_voice_min, pool.voiceMin), exhausted: pool.voiceMin >= g.plan_voice_min },
         sms: { ...limit(g.plan_sms, pool.sms), exhausted: pool.sms >= g.plan_sms },
         blocked: pool.blocked,
+        roaming: {
+          data: limit(g.roaming_data_mb, pool.roamingDataMb), voice: limit(g.roaming_voice_min, pool.roamingVoiceMin), sms: limit(g.roaming_sms, pool.roamingSms),
+          throttledMb: pool.roamingThrottledMb, homeCountry: g.home_country, atAllowance: g.roaming_at_allowance,
+        },
       },
       members: members.map((m) => {
         const c = byId.get(`member:${m.id}`) ?? { ...ZERO };
+        const sp = spend.get(m.id) ?? { spent: 0, pending: 0 };
         return {
           memberId: m.id,
           name: m.name,
@@ -335,6 +556,12 @@ export async function usageSummary(db: Database, groupId: string, opts: { member
           sms: limit(m.cap_sms, c.sms),
           throttledMb: c.throttledMb,
           blocked: c.blocked,
+          roaming: {
+            data: limit(m.roaming_cap_data_mb, c.roamingDataMb), voice: limit(m.roaming_cap_voice_min, c.roamingVoiceMin), sms: limit(m.roaming_cap_sms, c.roamingSms),
+            throttledMb: c.roamingThrottledMb,
+          },
+          spend: { limit: m.spend_limit, ...sp },
+          passes: purchases.filter((p) => p.member_id === m.id && purchaseState(p, cur.now) === 'active').map((p) => publicPurchase(p, cur.now)),
           lines: lines.filter((l) => l.member_id === m.id).map((l) => ({ lineId: l.id, device: l.device, name: l.name, usage: byId.get(`line:${l.id}`) ?? { ...ZERO } })),
         };
       }),
@@ -353,6 +580,11 @@ export interface UsageEventRow {
   hotspot: boolean;
   decision: Decision;
   reason: Reason;
+  rule: Rule;
+  otherParty: string | null;
+  visitedCountry: string | null;
+  roaming: boolean;
+  purchaseId: string | null;
 }
 
 export async function listUsageEvents(q: Queryable, groupId: string, opts: { lineId?: string; memberId?: string; limit?: number } = {}): Promise<UsageEventRow[]> {
@@ -361,13 +593,15 @@ export async function listUsageEvents(q: Queryable, groupId: string, opts: { lin
   if (opts.lineId) where += ` AND line_id = $${params.push(opts.lineId)}`;
   if (opts.memberId) where += ` AND member_id = $${params.push(opts.memberId)}`;
   const n = params.push(Math.min(Math.max(opts.limit ?? 500, 1), 5000));
-  const rows = await q.query<{ id: string | number; member_id: string; line_id: string; cycle_start: string; at: Date | string; kind: UsageKind; amount: number; hotspot: boolean; decision: Decision; reason: Reason }>(
-    `SELECT id, member_id, line_id, cycle_start::text AS cycle_start, at, kind, amount, hotspot, decision, reason FROM usage_events WHERE ${where} ORDER BY id DESC LIMIT $${n}`,
+  const rows = await q.query<{ id: string | number; member_id: string; line_id: string; cycle_start: string; at: Date | string; kind: UsageKind; amount: number; hotspot: boolean; decision: Decision; reason: Reason;
+    rule: string | null; other_party: string | null; visited_country: string | null; roaming: boolean; purchase_id: string | null }>(
+    `SELECT id, member_id, line_id, cycle_start::text AS cycle_start, at, kind, amount, hotspot, decision, reason, rule, other_party, visited_country, roaming, purchase_id FROM usage_events WHERE ${where} ORDER BY id DESC LIMIT $${n}`,
     params,
   );
   return rows.reverse().map((r) => ({
     id: String(r.id), memberId: r.member_id, lineId: r.line_id, cycle: r.cycle_start, at: new Date(r.at).toISOString(),
     kind: r.kind, amount: r.amount, hotspot: r.hotspot, decision: r.decision, reason: r.reason,
+    rule: r.rule ?? RULE_OF[r.reason] ?? r.reason, otherParty: r.other_party, visitedCountry: r.visited_country, roaming: r.roaming, purchaseId: r.purchase_id,
   }));
 }
 
