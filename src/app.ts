@@ -22,6 +22,7 @@ import { es2plusRoutes } from './es2plus/routes.js';
 import { familyRoutes } from './family/routes.js';
 import { familyUsageRoutes } from './family/usage-routes.js';
 import { smdsRoutes } from './smds/routes.js';
+import { entitlementRoutes } from './entitlement/routes.js';
 // What follows from a profile change (listeners of src/orders/state-machine.ts): the operator's
 // progress callbacks and the family group events.
 import './es2plus/callbacks.js';
@@ -67,5 +68,6 @@ export async function buildApp(deps: AppDeps, opts: FastifyServerOptions = {}): 
   await familyUsageRoutes(app, { db: deps.db });
   await consoleRoutes(app, { db: deps.db, config: deps.config });
   await smdsRoutes(app, { db: deps.db, config: deps.config, pki: deps.pki });
+  await entitlementRoutes(app, { db: deps.db, config: deps.config });
   return app;
 }

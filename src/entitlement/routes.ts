@@ -1,0 +1,114 @@
+/**
+ * The TS.43 entitlement endpoint for companion devices (docs/entitlement.md): GET /ts43 with the
+ * request parameters in the query, or POST /ts43 with the same names in a JSON body. The answer is
+ * the WAP provisioning XML document, or JSON when the Accept header asks for it.
+ *
+ * Order of checks: the caller (the family member's token, as `token` or `Authorization: Bearer`;
+ * 401 JSON when missing or unknown), then the protocol parameters (app must name ap2006; vers and
+ * terminal_id present: 400 JSON), then the ODSA parameters (a bad one is OperationResult 102 in a
+ * 200 answer, as TS.43 reports it), then the operation in one transaction: a refusal rolls it back
+ * and answers its OperationResult.
+ *
+ * Also GET /admin/entitlement/companions, the companion records for the console.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Config } from '../config.js';
+import type { Database } from '../db/db.js';
+import { FamilyError, findMemberByToken, MEMBER_TOKEN_PREFIX } from '../family/store.js';
+import { ApiError } from '../http/api-error.js';
+import { loadSchemas } from '../schemas.js';
+import { fromFamilyError, OdsaFailure, runOperation } from './odsa.js';
+import { listCompanions, publicCompanion } from './store.js';
+import { APP_ODSA_COMPANION, failure, normaliseParams, PROTOCOL_PARAMS, renderJson, renderXml, versCharacteristic, wantsJson, XML_TYPE, type Characteristic } from './ts43.js';
+
+export interface EntitlementDeps {
+  db: Database;
+  config: Config;
+}
+
+export const TS43_PATH = '/ts43';
+
+type ValidationItem = { instancePath?: string; keyword?: string; message?: string; params?: Record<string, unknown> };
+
+/** The parameter a schema failure is about (`/companion_terminal_eid` → companion_terminal_eid). */
+function failedParam(v: ValidationItem): string {
+  if (v.keyword === 'required' && v.params?.missingProperty) return String(v.params.missingProperty);
+  return (v.instancePath ?? '').split('/')[1] ?? '';
+}
+
+function tokenOf(req: FastifyRequest, params: Record<string, string>): string | undefined {
+  if (params.token) return params.token;
+  const auth = req.headers.authorization;
+  if (typeof auth === 'string' && /^Bearer\s+/i.test(auth)) return auth.replace(/^Bearer\s+/i, '').trim();
+  return undefined;
+}
+
+export async function entitlementRoutes(app: FastifyInstance, deps: EntitlementDeps) {
+  const schema = loadSchemas('entitlement').get('request');
+  if (!schema) throw new Error('schema entitlement/request missing');
+
+  const send = (req: FastifyRequest, reply: FastifyReply, appChar: Characteristic) => {
+    const tree = [versCharacteristic(), appChar];
+    reply.header('cache-control', 'no-store');
+    if (wantsJson(req.headers.accept)) return reply.code(200).type('application/json').send(renderJson(tree));
+    return reply.code(200).type(`${XML_TYPE}; charset=utf-8`).send(renderXml(tree));
+  };
+
+  const handler = async (req: FastifyRequest, reply: FastifyReply) => {
+    const raw = (req.method === 'GET' ? req.query : req.body) as Record<string, unknown> | undefined;
+    const isObject = raw !== null && typeof raw === 'object' && !Array.isArray(raw);
+    const params = normaliseParams(isObject ? raw : {});
+
+    const token = tokenOf(req, params);
+    if (!token) throw ApiError.unauthorised(`send the family member's token as token=${MEMBER_TOKEN_PREFIX}… or Authorization: Bearer`);
+    const member = token.startsWith(MEMBER_TOKEN_PREFIX) ? await findMemberByToken(deps.db, token) : undefined;
+    if (!member) throw ApiError.unauthorised('unknown member token');
+    if (!isObject) throw ApiError.badRequest('the body must be a JSON object of TS.43 parameters');
+
+    const validation = req.validationError as (Error & { validation?: ValidationItem[]; validationContext?: string }) | undefined;
+    if (validation?.validation?.length) {
+      const v = validation.validation[0]!;
+      const name = failedParam(v);
+      if (PROTOCOL_PARAMS.has(name) || !name) throw ApiError.fromValidation({ validation: validation.validation as never, validationContext: req.method === 'GET' ? 'query' : 'body' });
+      return send(req, reply, failure(102, `${name} ${v.keyword === 'required' ? 'is required' : (v.message ?? 'is invalid')}`));
+    }
+    if (!params.app!.split(',').includes(APP_ODSA_COMPANION)) {
+      throw ApiError.badRequest(`this entitlement server serves app ${APP_ODSA_COMPANION} (ODSA for companion devices) only; got ${params.app}`, { field: 'app' });
+    }
+
+    let answer: Characteristic;
+    try {
+      answer = await deps.db.tx((q) => runOperation({ q, config: deps.config, member, params, by: `member:${member.id}` }));
+    } catch (err) {
+      if (err instanceof OdsaFailure) answer = failure(err.result, err.message);
+      else if (err instanceof FamilyError) {
+        const f = fromFamilyError(err);
+        answer = failure(f.result, f.message);
+      } else throw err;
+    }
+    return send(req, reply, answer);
+  };
+
+  // Not in the OpenAPI document: the answer is TS.43's XML document (docs/entitlement.md describes both forms).
+  const common = { hide: true, tags: ['entitlement'] };
+  app.get(TS43_PATH, { schema: { ...common, querystring: schema }, attachValidation: true }, handler);
+  app.post(TS43_PATH, { schema: { ...common, body: schema }, attachValidation: true }, handler);
+
+  app.get('/admin/entitlement/companions', {
+    schema: {
+      hide: true,
+      querystring: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          group: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' },
+          limit: { type: 'integer', minimum: 1, maximum: 1000 },
+        },
+      },
+    },
+  }, async (req) => {
+    const qs = req.query as { group?: string; limit?: number };
+    const rows = await listCompanions(deps.db, { ...(qs.group ? { groupId: qs.group } : {}), ...(qs.limit ? { limit: qs.limit } : {}) });
+    return { companions: rows.map(publicCompanion) };
+  });
+}
