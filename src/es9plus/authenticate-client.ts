@@ -21,7 +21,7 @@ export interface AuthenticateClientRequest {
 }
 
 
-type OrderRow = ProfileContext & Pick<ProfileTypeRow, 'service_provider_name' | 'profile_name' | 'profile_class'> & { row_version: string };
+type OrderRow = ProfileContext & Pick<ProfileTypeRow, 'service_provider_name' | 'profile_name' | 'profile_class' | 'template'> & { row_version: string };
 
 /** Verify the session exists, is live and may take this step (SESSION_STEPS), otherwise 8.10.1/3.9. */
 export function checkSessionState(session: SessionRow | undefined, step: SessionStep, tid: string): SessionRow {
@@ -49,15 +49,16 @@ export function checkServerChallenge(signed: EuiccSigned1, session: SessionRow):
 /**
  * The one read of authenticateClient: the session and the order it asks for: by MatchingID, or with
  * none the oldest Released order for the eUICC's EID (the default SM-DP+ case), with the profile
- * type's metadata, the listeners' columns, the profile's row version and whether fault injections
- * are pending. No lock: the write is guarded (applyChange).
+ * type's metadata and template (for getBoundProfilePackage, through the snapshot), the listeners'
+ * columns, the profile's row version and whether fault injections are pending. No lock: the write
+ * is guarded (applyChange).
  */
 async function readSessionAndOrder(db: Database, tidHex: string, matchingId: string | undefined, eid: string | undefined) {
   const rows = await db.query<Record<string, unknown>>(
     `SELECT ${SESSION_SELECT}, o.*, ${FAULTS_PENDING}
        FROM rsp_sessions s
        LEFT JOIN LATERAL (
-         SELECT p.*, ${ROW_VERSION}, t.service_provider_name, t.profile_name, t.profile_class${profileColumns()}
+         SELECT p.*, ${ROW_VERSION}, t.service_provider_name, t.profile_name, t.profile_class, t.template${profileColumns()}
            FROM profiles p JOIN profile_types t ON t.name = p.profile_type
           WHERE ${matchingId ? 'p.matching_id = $2' : `p.eid = $2 AND p.state = 'Released'`}
           ORDER BY p.updated_at LIMIT 1) o ON true
@@ -147,7 +148,7 @@ export async function authenticateClient(deps: Es9Deps, req: AuthenticateClientR
     const smdpSignature2 = tlv(0x5f37, signRaw(dp.pb.key, Buffer.concat([smdpSigned2, euiccSignature1Do])));
 
     // One statement: the order (eid, attempt count, history, operator callback) and the session.
-    await applyChange(deps.db, order, {
+    const written = await applyChange(deps.db, order, {
       action: 'authenticated',
       to: order.state,
       set: { eid: chain.eid, download_attempts: order.download_attempts + 1 },
@@ -159,6 +160,14 @@ export async function authenticateClient(deps: Es9Deps, req: AuthenticateClientR
              WHERE transaction_id = $1 AND state = 'initiated' AND EXISTS (SELECT 1 FROM t) RETURNING 1`,
       params: [tid.hex, chain.eid, order.iccid, asr.ok.euiccCertificate, smdpSignature2, metadata, ccRequired],
     }], sessionGuard(tid.hex, 'initiated'));
+    deps.snapshots?.keep({
+      session: {
+        ...session, state: 'authenticated', eid: chain.eid, iccid: order.iccid, euicc_certificate: asr.ok.euiccCertificate,
+        smdp_signature2: smdpSignature2, profile_metadata: metadata, cc_required: ccRequired,
+      },
+      profile: written,
+      faults_pending: read!.faults_pending,
+    });
 
     return {
       transactionId: tid.hex,

@@ -19,6 +19,8 @@ export interface CancelSessionRequest {
 export async function cancelSession(deps: Es9Deps, req: CancelSessionRequest): Promise<void> {
   const tid = transactionIdOf(req.transactionId);
   const csr = decodeField('cancelSessionResponse', () => decodeCancelSessionResponse(b64(req.cancelSessionResponse, 'cancelSessionResponse')));
+  // The session's snapshot, if this process kept one, will not be needed (nor valid) again.
+  deps.snapshots?.drop(tid.hex);
   await deps.db.tx(async (q) => {
     const read = await lockSessionWithProfile(q, tid.hex);
     if (!read) throw new FunctionFailed(SC.transactionUnknown, `unknown or expired transactionId ${tid.hex}`);

@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config.js';
 import type { Database } from '../db/db.js';
 import type { ServerPki } from '../pki/load.js';
+import type { Snapshots } from './snapshots.js';
 
 /** What every ES9+ function needs; nothing here is per-session state (that lives in the database). */
 export interface Es9Deps {
@@ -11,6 +12,8 @@ export interface Es9Deps {
   log: FastifyBaseLogger;
   /** Set by the route once fault injections were matched against this call (src/es9plus/faults.ts). */
   faultsChecked?: boolean;
+  /** What this process wrote at each session's last step (src/es9plus/snapshots.ts); none: every step reads. */
+  snapshots?: Snapshots;
 }
 
 /**

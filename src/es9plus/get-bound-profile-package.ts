@@ -19,6 +19,7 @@ import { sessionEuiccCertificate } from './certificates.js';
 import { b64, codeName, decodeField, transactionIdOf } from './input.js';
 import { canSessionStep, optimistically, readSessionWithProfile, sessionGuard, type SessionRead, type SessionRow } from './sessions.js';
 import { checkFaultsHandled } from './faults.js';
+import { fromSnapshot } from './snapshots.js';
 
 export interface GetBoundProfilePackageRequest {
   transactionId: string;
@@ -97,13 +98,13 @@ function checkPrepareDownload(s: SessionRow, tid: { hex: string }, pdr: ReturnTy
  * twice). Another euiccOtpk would need a new binding: refused, 8.2/3.7. Nothing is re-recorded as
  * downloaded and no second point-3 callback goes out; the retry is logged as 'bpp-resent'.
  */
-async function resendBoundProfilePackage(db: Database, s: SessionRow, order: OrderRow | undefined, tid: { hex: string }, euiccSigned2: EuiccSigned2) {
+async function resendBoundProfilePackage(db: Database, s: SessionRow, order: OrderRow | undefined, tid: { hex: string }, euiccSigned2: EuiccSigned2, snapshot: boolean) {
   const bpp = s.bound_profile_package;
   check(!!bpp && !!s.euicc_otpk && euiccSigned2.euiccOtpk.equals(s.euicc_otpk), SC.rebindingRefused,
     'a bound profile package was already delivered in this session for another euiccOtpk');
   check(order?.state === 'Downloaded' && order.eid === s.eid, SC.profileNotReleased, 'the order is no longer released');
   check(!order!.expires_at || order!.expires_at > new Date(), SC.orderExpired);
-  await applyChange(db, order!, { action: 'bppResent', to: 'Downloaded', detail: { transactionId: tid.hex, eid: s.eid }, facts: { eid: s.eid } }, [], sessionGuard(tid.hex, 'bound'));
+  await applyChange(db, order!, { action: 'bppResent', to: 'Downloaded', detail: { transactionId: tid.hex, eid: s.eid }, facts: { eid: s.eid } }, [], sessionGuard(tid.hex, 'bound'), { snapshot });
   return { response: { transactionId: tid.hex, boundProfilePackage: bpp!.toString('base64') } };
 }
 
@@ -113,47 +114,63 @@ export async function getBoundProfilePackage(deps: Es9Deps, req: GetBoundProfile
   const pdr = decodeField('prepareDownloadResponse', () => decodePrepareDownloadResponse(pdrBytes));
 
   const result = await optimistically(async () => {
-    const read = await readSessionWithProfile(deps.db, tid.hex, { template: true, bpp: true });
-    if (read) checkFaultsHandled(deps, read);
-    if (read && canSessionStep(read.session, 'resendBoundProfilePackage')) return resendBoundProfilePackage(deps.db, read.session, read.profile, tid, checkPrepareDownload(read.session, tid, pdr));
-    const s = checkSessionState(read?.session, 'getBoundProfilePackage', tid.hex);
-    const euiccSigned2 = checkPrepareDownload(s, tid, pdr);
-
-    const order = read!.profile;
-    check(order && (order.state === 'Released' || order.state === 'Downloaded'), SC.profileNotReleased, 'the order is no longer released');
-    check(!order!.expires_at || order!.expires_at > new Date(), SC.orderExpired);
-
-    const cc = checkConfirmationCode(order!, s, tid.bytes, euiccSigned2.hashCc);
-    if (!cc.ok) {
-      // The failed attempt is counted (and the order ended at the limit) even though the call fails.
-      await applyChange(deps.db, order!, {
-        action: cc.exhausted ? 'orderKilled' : 'confirmationCodeRefused',
-        to: cc.exhausted ? 'Error' : order!.state,
-        set: { cc_attempts: cc.attempts },
-        detail: { transactionId: tid.hex, attempts: cc.attempts },
-        facts: { eid: s.eid, message: cc.failure.message },
-      }, [], sessionGuard(tid.hex, 'authenticated'));
-      return { failure: cc.failure };
-    }
-
-    const dp = deps.pki.byCiSkiHex.get(s.ci_ski)!;
-    const bpp = bindProfilePackage({
-      tid: tid.bytes,
-      eid: s.eid!,
-      euiccOtpk: euiccSigned2.euiccOtpk,
-      pbKey: dp.pb.key,
-      curve: dp.curve,
-      metadata: s.profile_metadata!,
-      upp: orderProfilePackage({ iccid: order!.iccid, imsi: order!.imsi, ki: order!.ki, opc: order!.opc, scp03Keys: order!.scp03_keys }, order!.template ?? null),
-    });
-    // One statement: the order (state, history, operator callback) and the session's binding.
-    await applyChange(deps.db, order!, { action: 'bppDownloaded', to: 'Downloaded', detail: { transactionId: tid.hex, eid: s.eid }, facts: { eid: s.eid } }, [{
-      sql: `UPDATE rsp_sessions SET state = 'bound', euicc_otpk = $2, bound_profile_package = $3
-             WHERE transaction_id = $1 AND state = 'authenticated' AND EXISTS (SELECT 1 FROM t) RETURNING 1`,
-      params: [tid.hex, euiccSigned2.euiccOtpk, bpp],
-    }], sessionGuard(tid.hex, 'authenticated'));
-    return { response: { transactionId: tid.hex, boundProfilePackage: bpp.toString('base64') } };
+    // The session's previous step on this process left a snapshot: no read (src/es9plus/snapshots.ts).
+    const snapshot = deps.snapshots?.take(tid.hex);
+    const read = snapshot ?? await readSessionWithProfile(deps.db, tid.hex, { template: true, bpp: true });
+    return fromSnapshot(snapshot, () => bindOrResend(deps, tid, pdr, read, !!snapshot));
   });
   if ('failure' in result) throw result.failure;
   return result.response;
+}
+
+/** The function's steps on what was read (or kept: `snapshot`), up to its one write. */
+async function bindOrResend(
+  deps: Es9Deps, tid: ReturnType<typeof transactionIdOf>, pdr: ReturnType<typeof decodePrepareDownloadResponse>,
+  read: SessionRead | undefined, snapshot: boolean,
+): Promise<{ response: { transactionId: string; boundProfilePackage: string } } | { failure: FunctionFailed }> {
+  if (read) checkFaultsHandled(deps, read);
+  if (read && canSessionStep(read.session, 'resendBoundProfilePackage')) return resendBoundProfilePackage(deps.db, read.session, read.profile, tid, checkPrepareDownload(read.session, tid, pdr), snapshot);
+  const s = checkSessionState(read?.session, 'getBoundProfilePackage', tid.hex);
+  const euiccSigned2 = checkPrepareDownload(s, tid, pdr);
+
+  const order = read!.profile;
+  check(order && (order.state === 'Released' || order.state === 'Downloaded'), SC.profileNotReleased, 'the order is no longer released');
+  check(!order!.expires_at || order!.expires_at > new Date(), SC.orderExpired);
+
+  const cc = checkConfirmationCode(order!, s, tid.bytes, euiccSigned2.hashCc);
+  if (!cc.ok) {
+    // The failed attempt is counted (and the order ended at the limit) even though the call fails.
+    await applyChange(deps.db, order!, {
+      action: cc.exhausted ? 'orderKilled' : 'confirmationCodeRefused',
+      to: cc.exhausted ? 'Error' : order!.state,
+      set: { cc_attempts: cc.attempts },
+      detail: { transactionId: tid.hex, attempts: cc.attempts },
+      facts: { eid: s.eid, message: cc.failure.message },
+    }, [], sessionGuard(tid.hex, 'authenticated'), { snapshot });
+    return { failure: cc.failure };
+  }
+
+  const dp = deps.pki.byCiSkiHex.get(s.ci_ski)!;
+  const bpp = bindProfilePackage({
+    tid: tid.bytes,
+    eid: s.eid!,
+    euiccOtpk: euiccSigned2.euiccOtpk,
+    pbKey: dp.pb.key,
+    curve: dp.curve,
+    metadata: s.profile_metadata!,
+    upp: orderProfilePackage({ iccid: order!.iccid, imsi: order!.imsi, ki: order!.ki, opc: order!.opc, scp03Keys: order!.scp03_keys }, order!.template ?? null),
+  });
+  // One statement: the order (state, history, operator callback) and the session's binding.
+  const written = await applyChange(deps.db, order!, { action: 'bppDownloaded', to: 'Downloaded', detail: { transactionId: tid.hex, eid: s.eid }, facts: { eid: s.eid } }, [{
+    sql: `UPDATE rsp_sessions SET state = 'bound', euicc_otpk = $2, bound_profile_package = $3
+           WHERE transaction_id = $1 AND state = 'authenticated' AND EXISTS (SELECT 1 FROM t) RETURNING 1`,
+    params: [tid.hex, euiccSigned2.euiccOtpk, bpp],
+  }], sessionGuard(tid.hex, 'authenticated'), { snapshot });
+  // For the install result: neither the package (a retry on a snapshot reads it) nor the template.
+  deps.snapshots?.keep({
+    session: { ...s, state: 'bound', euicc_otpk: euiccSigned2.euiccOtpk, bound_profile_package: null },
+    profile: { ...written, template: undefined },
+    faults_pending: read!.faults_pending,
+  });
+  return { response: { transactionId: tid.hex, boundProfilePackage: bpp.toString('base64') } };
 }

@@ -9,7 +9,7 @@
 import { verifyRaw } from '../crypto/ecdsa.js';
 import type { Queryable } from '../db/db.js';
 import { FunctionFailed } from '../errors.js';
-import { applyChange, profileColumns, transition, type ProfileContext, type SqlPart } from '../orders/state-machine.js';
+import { applyChange, ChangedMeanwhile, profileColumns, transition, type ProfileContext, type SqlPart } from '../orders/state-machine.js';
 import type { ProfileRow } from '../orders/store.js';
 import { iccidFromEf } from '../rsp/identifiers.js';
 import { decodePendingNotification, NOTIFICATION_OPERATIONS as OPERATIONS, type OtherSignedNotification, type ProfileInstallationResult } from '../rsp/notification.js';
@@ -88,16 +88,20 @@ async function handleInstallResult(deps: Es9Deps, raw: Buffer, pir: ProfileInsta
   const named = meta.iccid ? safe(() => iccidFromEf(meta.iccid!)) : undefined;
   const q = deps.db;
   await optimistically(async () => {
-    const read = await readSessionWithProfile(deps.db, tid);
+    // The session's previous step on this process left a snapshot: no read (src/es9plus/snapshots.ts).
+    const snapshot = deps.snapshots?.take(tid);
+    const read = snapshot ?? await readSessionWithProfile(deps.db, tid);
+    // What is recorded as refused is decided on a fresh read only: on a snapshot, read and decide again.
+    const refused = (r: Recorded) => (snapshot ? Promise.reject(new ChangedMeanwhile('refused on a snapshot')) : record(q, raw, r));
     if (read) checkFaultsHandled(deps, read);
     const session = read?.session;
     const base = { kind: 'install', transactionId: tid, seqNumber: meta.seqNumber, iccid: named ?? null };
     if (!session || !canSessionStep(session, 'installResult') || !session.euicc_certificate) {
-      return record(q, raw, { ...base, verified: false, outcome: 'unknown-transaction' });
+      return refused({ ...base, verified: false, outcome: 'unknown-transaction' });
     }
     const key = sessionEuiccCertificate(session.euicc_certificate).publicKey;
     if (!verifyRaw(key, pir.data.raw!, pir.signature)) {
-      return record(q, raw, { ...base, verified: false, eid: session.eid, iccid: named ?? session.iccid, outcome: 'bad-signature' });
+      return refused({ ...base, verified: false, eid: session.eid, iccid: named ?? session.iccid, outcome: 'bad-signature' });
     }
     const fr = pir.data.finalResult;
     const success = 'success' in fr;
@@ -107,7 +111,7 @@ async function handleInstallResult(deps: Es9Deps, raw: Buffer, pir: ProfileInsta
     if (refusal) {
       // Verified (the session's eUICC signed it) but not about this session's download: logged
       // only. The session stays as it was, so the genuine PIR can still complete it.
-      return record(q, raw, {
+      return refused({
         ...base, verified: true, eid: session.eid, iccid: named ?? session.iccid, outcome: refusal,
         detail: { ...detail, sessionIccid: session.iccid, profileState: profile?.state ?? null },
       });
@@ -120,7 +124,7 @@ async function handleInstallResult(deps: Es9Deps, raw: Buffer, pir: ProfileInsta
           facts: { ...facts, message: `bppCommandId ${fr.error.bppCommandId} errorReason ${fr.error.errorReason}` } }, [
       recordPart(raw, { ...base, verified: true, eid: session.eid, iccid: session.iccid, outcome: success ? 'success' : 'error', detail }, true),
       { sql: 'DELETE FROM rsp_sessions WHERE transaction_id = $1 AND EXISTS (SELECT 1 FROM t) RETURNING 1', params: [tid] },
-    ], sessionGuard(tid, 'bound'));
+    ], sessionGuard(tid, 'bound'), { snapshot: !!snapshot });
   });
 }
 

@@ -11,6 +11,7 @@ import { handleNotification } from './handle-notification.js';
 import { initiateAuthentication } from './initiate-authentication.js';
 import { FaultsPending, injectFault } from './faults.js';
 import { ES9_PREFIX } from '../rsp/es9plus.js';
+import { Snapshots } from './snapshots.js';
 
 /**
  * handleNotification answers 204 even when its body cannot be parsed (SGP.22 §5.6.4: whatever the
@@ -22,7 +23,8 @@ export function notificationErrorHandler(err: FastifyError, request: FastifyRequ
   return reply.code(204).header('x-admin-protocol', ADMIN_PROTOCOL).send();
 }
 
-export async function es9plusRoutes(app: FastifyInstance, deps: Es9Deps) {
+export async function es9plusRoutes(app: FastifyInstance, given: Es9Deps) {
+  const deps: Es9Deps = { ...given, snapshots: given.snapshots ?? new Snapshots() };
   const schemas = loadSchemas('es9plus');
   const route = <B>(name: string, fn: (deps: Es9Deps, body: B) => Promise<object | void>, noContent = false) => {
     app.post<{ Body: B }>(`${ES9_PREFIX}/${name}`, {

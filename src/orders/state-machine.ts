@@ -244,7 +244,7 @@ function shift(sql: string, offset: number): string {
  * data-modifying CTEs that PostgreSQL runs to completion whether or not the final SELECT reads
  * them; the statement answers the updated row, or nothing when the row was no longer in `from`.
  */
-function changeStatement(c: ProfileChange, extra: SqlPart[] = [], guard?: SqlPart, answer: '*' | 'iccid' = '*'): SqlPart {
+function changeStatement(c: ProfileChange, extra: SqlPart[] = [], guard?: SqlPart, answer: Answer = '*'): SqlPart {
   checkTransition(c.action, c.from, c.to);
   const cols = Object.entries(c.set ?? {}).filter(([k, v]) => SETTABLE.has(k) && v !== undefined);
   const parts = [...listeners.flatMap((l) => l.parts?.(c) ?? []), ...extra];
@@ -266,7 +266,10 @@ function changeStatement(c: ProfileChange, extra: SqlPart[] = [], guard?: SqlPar
 
 const statementTexts = new Map<string, string>();
 
-function changeText(cols: string[], updates: boolean, guard: SqlPart | undefined, parts: SqlPart[], answer: '*' | 'iccid'): string {
+/** What a change statement answers: the updated row, or only the new row version (applyChange). */
+type Answer = '*' | 'version';
+
+function changeText(cols: string[], updates: boolean, guard: SqlPart | undefined, parts: SqlPart[], answer: Answer): string {
   let n = 3 + cols.length;
   const sets = cols.map((k, i) => `${k} = $${i + 4}`);
   const ctes: string[] = [];
@@ -278,13 +281,13 @@ function changeText(cols: string[], updates: boolean, guard: SqlPart | undefined
     guarded = ' AND EXISTS (SELECT 1 FROM g)';
   }
   ctes.push(updates
-    ? `t AS (UPDATE profiles SET state = $3, ${[...sets, 'updated_at = now()'].join(', ')} WHERE iccid = $1 AND state = $2${guarded} RETURNING *)`
-    : `t AS (SELECT * FROM profiles WHERE iccid = $1 AND state = $2 AND state = $3${guarded})`);
+    ? `t AS (UPDATE profiles SET state = $3, ${[...sets, 'updated_at = now()'].join(', ')} WHERE iccid = $1 AND state = $2${guarded} RETURNING *, xmin::text AS row_version)`
+    : `t AS (SELECT *, xmin::text AS row_version FROM profiles WHERE iccid = $1 AND state = $2 AND state = $3${guarded})`);
   parts.forEach((p, i) => {
     ctes.push(`w${i} AS (${shift(p.sql, n)})`);
     n += p.params.length;
   });
-  return `WITH ${ctes.join(',\n')}\nSELECT ${answer === '*' ? '*' : 't.iccid'} FROM t`;
+  return `WITH ${ctes.join(',\n')}\nSELECT ${answer === '*' ? '*' : 't.row_version, t.updated_at'} FROM t`;
 }
 
 /**
@@ -323,6 +326,28 @@ export class ChangedMeanwhile extends Error {
  */
 export const ROW_VERSION = 'p.xmin::text AS row_version';
 
+/** A profile read without a lock, for `applyChange`: with the listener columns and its row version. */
+export type ReadProfile = ProfileContext & { row_version: string };
+
+export interface ApplyOptions {
+  /**
+   * The row was not read for this call but kept from the write of the session's previous step (a
+   * snapshot, docs/state-machine.md "Snapshots"): the guard then also verifies what the row
+   * version does not cover, i.e. every listener column still has the value kept and no fault
+   * injection is pending.
+   */
+  snapshot?: boolean;
+}
+
+/** The listener columns as `[expression, name]`, for the snapshot guard. */
+function listenerExpressions(): Array<[string, string]> {
+  return listeners.flatMap((l) => l.columns ?? []).map((c) => {
+    const m = c.match(/^([\s\S]*)\bAS\s+(\w+)\s*$/i);
+    if (!m) throw new Error(`listener column without a name: ${c}`);
+    return [m[1]!.trim(), m[2]!] as [string, string];
+  });
+}
+
 /**
  * Applies a change to a profile read WITHOUT a lock (`p` carries the listener columns and its
  * `row_version`), as ONE statement on its own, no transaction around it (docs/state-machine.md,
@@ -332,24 +357,30 @@ export const ROW_VERSION = 'p.xmin::text AS row_version';
  * written whole or not at all; when the guard finds nothing, `ChangedMeanwhile` is thrown and the
  * caller reads again. `extra` parts must read `t` (`… FROM t`, `… AND EXISTS (SELECT 1 FROM t)`).
  * When a listener has after work for this change, the statement and that work run in a transaction.
+ * Answers the profile as written: `p` with the change applied and its new row version.
  */
 export async function applyChange(
-  db: Database, p: ProfileContext & { row_version: string }, r: TransitionRequest, extra: SqlPart[], guard: SqlPart,
-): Promise<void> {
+  db: Database, p: ReadProfile, r: TransitionRequest, extra: SqlPart[], guard: SqlPart, opts: ApplyOptions = {},
+): Promise<ReadProfile> {
   const change: ProfileChange = { ...r, iccid: p.iccid, from: p.state, row: p };
-  let sql = guardTexts.get(guard.sql);
+  const kept = opts.snapshot ? listenerExpressions() : [];
+  const key = `${opts.snapshot ? 's' : '-'}\u0001${guard.sql}`;
+  let sql = guardTexts.get(key);
   if (sql === undefined) {
-    sql = `SELECT 1 FROM profiles gp, (${shift(guard.sql, 2)}) gx WHERE gp.iccid = $1 AND gp.xmin = $2::text::xid FOR UPDATE OF gp`;
-    if (guardTexts.size < 100) guardTexts.set(guard.sql, sql);
+    let n = 2 + guard.params.length;
+    const still = kept.map(([expr]) => ` AND (${expr})::text IS NOT DISTINCT FROM $${++n}::text`).join('');
+    const noFaults = opts.snapshot ? ' AND NOT EXISTS (SELECT 1 FROM fault_injections WHERE remaining > 0)' : '';
+    sql = `SELECT 1 FROM profiles p, (${shift(guard.sql, 2)}) gx WHERE p.iccid = $1 AND p.xmin = $2::text::xid${still}${noFaults} FOR UPDATE OF p`;
+    if (guardTexts.size < 100) guardTexts.set(key, sql);
   }
-  // The callers need only to know that it was written: the statement answers the ICCID, not the row.
-  const st = changeStatement(change, extra, { sql, params: [p.iccid, p.row_version, ...guard.params] }, 'iccid');
+  const keptValues = kept.map(([, name]) => (p[name] === null || p[name] === undefined ? null : String(p[name])));
+  const st = changeStatement(change, extra, { sql, params: [p.iccid, p.row_version, ...guard.params, ...keptValues] }, 'version');
   const after = afterWork(change);
-  let rows: unknown[];
+  let rows: Array<{ row_version: string; updated_at: Date }>;
   try {
     rows = after.length
       ? await db.tx(async (q) => {
-          const written = await q.query(st.sql, st.params);
+          const written = await q.query<{ row_version: string; updated_at: Date }>(st.sql, st.params);
           if (written[0]) for (const l of after) await l.after!(q, change);
           return written;
         }, { keyLookups: true })
@@ -360,5 +391,16 @@ export async function applyChange(
     if ((err as { code?: string }).code === '40P01') throw new ChangedMeanwhile(`profile ${p.iccid}: ${(err as Error).message}`);
     throw err;
   }
-  if (!rows[0]) throw new ChangedMeanwhile(`profile ${p.iccid} changed since it was read`);
+  const w = rows[0];
+  if (!w) throw new ChangedMeanwhile(`profile ${p.iccid} changed since it was read`);
+  // After work may have written the row again: its version is then unknown here (null never matches).
+  const version = after.length ? '' : w.row_version;
+  return { ...p, ...definedColumns(r.set), state: r.to, updated_at: w.updated_at, row_version: version };
+}
+
+/** The columns a change sets, without those it leaves alone (undefined). */
+function definedColumns(set: TransitionColumns | undefined): TransitionColumns {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(set ?? {})) if (SETTABLE.has(k) && v !== undefined) out[k] = v;
+  return out as TransitionColumns;
 }

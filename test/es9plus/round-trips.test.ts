@@ -3,8 +3,9 @@
  * (initiateAuthentication, authenticateClient, getBoundProfilePackage, the install result) is at
  * most 12 statements; each function writes once, as one statement (applyChange, guarded by what
  * the function read: docs/state-machine.md), so at most 4 transactions write; reads run alone, with
- * no BEGIN/COMMIT round trips around them. With and without an operator callback, and no statement
- * for an unset fault.
+ * no BEGIN/COMMIT round trips around them, and on one process only authenticateClient reads (the
+ * other steps take the snapshot their previous step kept): 5 statements. With and without an
+ * operator callback, and no statement for an unset fault.
  */
 import t from 'tap';
 import type { Database } from '../../src/db/db.js';
@@ -69,6 +70,7 @@ for (const withOperator of [false, true]) {
     t.equal((await w.profile(order.iccid))!.state, 'Installed');
     const during = c.statements.length - 1; // the profile read just above
     t.ok(during <= 12, `${during} statements per download`);
+    t.equal(during, 5, 'one read (authenticateClient) and the four writes: the later steps read nothing');
     t.ok(c.writing <= 4, `${c.writing} transactions that write per download`);
     t.ok(c.roundTrips - 1 <= 8, `${c.roundTrips - 1} round trips per download (${c.transactions - 1} transactions, each statement alone)`);
     t.notOk(c.statements.some((s) => /fault_injections WHERE remaining > 0 AND/.test(s)), 'no fault lookup when none is set');
