@@ -44,8 +44,10 @@ function tokenOf(req: FastifyRequest, params: Record<string, string>): string | 
 }
 
 export async function entitlementRoutes(app: FastifyInstance, deps: EntitlementDeps) {
-  const schema = loadSchemas('entitlement').get('request');
-  if (!schema) throw new Error('schema entitlement/request missing');
+  const schemas = loadSchemas('entitlement');
+  const schema = schemas.get('request');
+  const companionsSchema = schemas.get('companions');
+  if (!schema || !companionsSchema) throw new Error('schemas entitlement/request and entitlement/companions missing');
 
   const send = (req: FastifyRequest, reply: FastifyReply, appChar: Characteristic) => {
     const tree = [versCharacteristic(), appChar];
@@ -105,6 +107,7 @@ export async function entitlementRoutes(app: FastifyInstance, deps: EntitlementD
           limit: { type: 'integer', minimum: 1, maximum: 1000 },
         },
       },
+      response: { 200: companionsSchema },
     },
   }, async (req) => {
     const qs = req.query as { group?: string; limit?: number };

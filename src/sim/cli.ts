@@ -33,6 +33,8 @@ export const SIM_USAGE = `mock-smdp sim — a software device: LPA (lpac's behav
   mock-smdp sim enable|disable|delete ICCID
   mock-smdp sim eid
   mock-smdp sim apdu-stdio [-- COMMAND ARGS...]
+  mock-smdp sim companion --token fam_… [--service SharedNumber|DiffNumber] [--watch-state FILE] [--unsubscribe] [--transfer-from ID]
+                         (a phone's TS.43 entitlement client, then the watch downloads: mock-smdp sim companion --help)
 
 Card state: --state FILE (default .sim/card.json, or SIM_STATE). A missing state file creates a new
 eUICC from
@@ -252,6 +254,8 @@ async function apduStdio(card: Es10Card, command: string[], verbose: boolean): P
 }
 
 export async function simCommand(argv: string[]): Promise<number> {
+  // The companion device flow has its own options (src/sim/companion.ts).
+  if (argv[0] === 'companion') return (await import('./companion.js')).companionCommand(argv.slice(1));
   const dash = argv.indexOf('--');
   const own = dash >= 0 ? argv.slice(0, dash) : argv;
   const passthrough = dash >= 0 ? argv.slice(dash + 1) : [];
