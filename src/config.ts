@@ -33,6 +33,17 @@ export interface Config {
    */
   smdsAddress?: string;
   /**
+   * ES12 over mutual TLS (docs/smds.md#es12-authentication). The client certificate chain and key
+   * (PEM files) this SM-DP+ presents to an SM-DS (ES12_CLIENT_CERT, ES12_CLIENT_KEY, both or
+   * neither); unset: the certs folder's CERT.DP.TLS.
+   */
+  es12ClientCert?: string;
+  es12ClientKey?: string;
+  /** PEM file of CA certificates trusted for an external SM-DS's TLS certificate, besides the system's and the folder's CIs (ES12_SMDS_CA). */
+  es12SmdsCa?: string;
+  /** PEM file of CA certificates the built-in SM-DS accepts ES12 client certificates under, besides the folder's CIs (SMDS_ES12_CLIENT_CA). */
+  smdsEs12ClientCa?: string;
+  /**
    * PKI folder in the SGP.26 layout. A test PKI is generated into it only when it is the default
    * folder and holds none, or an existing empty folder (src/server.ts ensurePki).
    */
@@ -73,6 +84,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tlsProfile: oneOf('TLS_PROFILE', str(env, 'TLS_PROFILE'), TLS_PROFILES, 'sgp22'),
     smdpAddress: smdpAddressValue('SMDP_ADDRESS', str(env, 'SMDP_ADDRESS') ?? (port === 443 ? host : `${host}:${port}`)),
     smdsAddress: str(env, 'SMDS_ADDRESS') === undefined ? undefined : smdpAddressValue('SMDS_ADDRESS', str(env, 'SMDS_ADDRESS')!),
+    ...es12Files(env),
     certsDir: folderValue('CERTS_DIR', str(env, 'CERTS_DIR') ?? DEFAULT_CERTS_DIR),
     dataDir: folderValue('DATA_DIR', str(env, 'DATA_DIR') ?? 'data'),
     databaseUrl: dbUrl === undefined ? undefined : databaseUrlValue('DATABASE_URL', dbUrl),
@@ -86,6 +98,23 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: oneOf('LOG_LEVEL', str(env, 'LOG_LEVEL'), LOG_LEVELS, 'info'),
     logFormat: oneOf('LOG_FORMAT', str(env, 'LOG_FORMAT'), LOG_FORMATS, 'auto'),
   };
+}
+
+/** The ES12 TLS files (docs/smds.md#es12-authentication): paths only; src/smds/es12-tls.ts reads and checks them at start. */
+function es12Files(env: NodeJS.ProcessEnv): Pick<Config, 'es12ClientCert' | 'es12ClientKey' | 'es12SmdsCa' | 'smdsEs12ClientCa'> {
+  const cert = str(env, 'ES12_CLIENT_CERT');
+  const key = str(env, 'ES12_CLIENT_KEY');
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new ConfigError(`ES12_CLIENT_CERT and ES12_CLIENT_KEY go together: set both (PEM files of the ES12 client certificate and its key) or neither (got only ${cert === undefined ? 'ES12_CLIENT_KEY' : 'ES12_CLIENT_CERT'})`);
+  }
+  const out: Pick<Config, 'es12ClientCert' | 'es12ClientKey' | 'es12SmdsCa' | 'smdsEs12ClientCa'> = {};
+  if (cert !== undefined) out.es12ClientCert = fileValue('ES12_CLIENT_CERT', cert);
+  if (key !== undefined) out.es12ClientKey = fileValue('ES12_CLIENT_KEY', key);
+  const smdsCa = str(env, 'ES12_SMDS_CA');
+  if (smdsCa !== undefined) out.es12SmdsCa = fileValue('ES12_SMDS_CA', smdsCa);
+  const clientCa = str(env, 'SMDS_ES12_CLIENT_CA');
+  if (clientCa !== undefined) out.smdsEs12ClientCa = fileValue('SMDS_ES12_CLIENT_CA', clientCa);
+  return out;
 }
 
 /** The options of `mock-smdp serve`, as given on the command line (strings, or true for a switch). */
@@ -202,6 +231,11 @@ function smdpAddressValue(name: string, v: string): string {
   if (!m || !HOSTNAME.test(m[1]!) || (m[2] !== undefined && Number(m[2]) > 65535)) {
     throw new ConfigError(`${name} must be a host name with an optional port, e.g. smdp.example.com:8443 (got ${show(v)})`);
   }
+  return v;
+}
+
+function fileValue(name: string, v: string): string {
+  if (v.includes('\0')) throw new ConfigError(`${name} must be a file path (got ${show(v)})`);
   return v;
 }
 

@@ -8,13 +8,14 @@ import net from 'node:net';
 import { join, normalize } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
-import { addressHost, ConfigError, DEFAULT_CERTS_DIR, redactUrl, type Config } from './config.js';
+import { addressHost, ConfigError, DEFAULT_CERTS_DIR, redactUrl, smdsAddressOf, type Config } from './config.js';
 import { DataDirLockedError, openDatabase, type Database } from './db/db.js';
 import { migrate } from './db/migrate.js';
 import { startRetention, type RetentionJob } from './db/retention.js';
 import { startOutboxWorker, type OutboxWorker } from './outbox/worker.js';
 import { generatePki } from './pki/generate.js';
 import { loadServerPki, PkiError } from './pki/load.js';
+import { smdsEs12ClientCas } from './smds/es12-tls.js';
 import { httpsServerOptions } from './tls-profile.js';
 
 /** The server could not start: a one-line message naming what to fix. */
@@ -54,7 +55,7 @@ export async function ensurePki(config: Config, log: (msg: string) => void = () 
       }
     }
     log(`generating a test PKI for ${addressHost(config.smdpAddress)} in ${dir}`);
-    await generatePki(dir, { hostname: addressHost(config.smdpAddress) });
+    await generatePki(dir, { hostname: addressHost(config.smdpAddress), smdsHostname: addressHost(smdsAddressOf(config)) });
   }
   try {
     return loadServerPki(dir);
@@ -169,7 +170,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
     app = await buildApp(
       { config, db, pki },
       {
-        ...(config.tls ? { https: httpsServerOptions(config.tlsProfile, pki.tls!) } : {}),
+        // ES12 callers' client certificates (docs/smds.md#es12-authentication) and CERT.DS.TLS by SNI.
+        ...(config.tls ? { https: httpsServerOptions(config.tlsProfile, pki.tls!, { ...(pki.dsTls ? { dsTls: pki.dsTls } : {}), extraClientCas: smdsEs12ClientCas(config) }) } : {}),
         ...(stream ? { logger: { level: config.logLevel, stream } } : {}),
       } as object,
     );

@@ -4,13 +4,14 @@
  * body carrying `header`, HTTP 200 with header.functionExecutionStatus, also for failures. The
  * paths and field names are the common ones and unverified (docs/smds.md#not-verified).
  */
+import type { TLSSocket } from 'node:tls';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Database } from '../db/db.js';
 import { ADMIN_PROTOCOL, checkAdminProtocol, sendFailed, toFunctionFailed } from '../envelope.js';
 import { check, FunctionFailed, SC, successHeader, type StatusCode } from '../errors.js';
 import type { ServerPki } from '../pki/load.js';
 import { loadSchemas } from '../schemas.js';
-import { authenticateSmdp } from './es12-auth.js';
+import { authenticateByCertificate, authenticateSmdp } from './es12-auth.js';
 import { documentOnly } from './es11-routes.js';
 import { deleteEvent, findEvent, insertEvent } from './store.js';
 
@@ -100,9 +101,13 @@ export async function es12Routes(app: FastifyInstance, deps: Es12Deps) {
           checkAdminProtocol(request.headers['x-admin-protocol']);
           const body = request.body;
           const header = body && typeof body === 'object' && !Array.isArray(body) ? (body as Body).header : undefined;
+          const named = header && typeof header === 'object' ? (header as Body).functionRequesterIdentifier : undefined;
+          // Over TLS the client certificate; on plain HTTP the key (docs/smds.md#es12-authentication).
+          const socket = request.raw.socket as TLSSocket;
           const key = request.headers['x-api-key'];
-          const requester = await authenticateSmdp(deps.db, deps.pki, Array.isArray(key) ? key[0] : key,
-            header && typeof header === 'object' ? (header as Body).functionRequesterIdentifier : undefined);
+          const requester = socket.encrypted
+            ? await authenticateByCertificate(deps.db, deps.pki, socket, named)
+            : await authenticateSmdp(deps.db, deps.pki, Array.isArray(key) ? key[0] : key, named);
           check(body && typeof body === 'object' && !Array.isArray(body), SC.formatInvalid, 'the body must be a JSON object');
           const out = await fn(deps, requester, body as Body);
           return reply.code(200).header('x-admin-protocol', ADMIN_PROTOCOL).send({ header: successHeader(), ...out });

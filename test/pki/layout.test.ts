@@ -20,7 +20,8 @@ t.test('file names', async (t) => {
   t.same(Object.values(layoutFiles.ci), ['CertificateIssuer/CERT_CI_ECDSA_NIST.der', 'CertificateIssuer/CERT_CI_ECDSA_BRP.der']);
   t.equal(layoutFiles.eumKey['P-256'], 'EUM/SK_EUM_ECDSA_NIST.pem');
   const all = CREDENTIAL_KINDS.flatMap((k) => CURVE_NAMES.flatMap((c) => [certPath(k, c), keyPath(k, c)]));
-  t.equal(new Set(all).size, 28, 'all distinct');
+  t.equal(certPath('dsTls', 'P-256'), 'DStls/CERT_S_SM_DS_TLS_NIST.der');
+  t.equal(new Set(all).size, 32, 'all distinct');
 });
 
 t.test('every file of the published SGP.26 set has its name in the layout', { skip: needs(SGP26) }, async (t) => {
