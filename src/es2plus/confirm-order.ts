@@ -2,6 +2,7 @@
  * ES2+.ConfirmOrder (SGP.22 §5.3.2): give a reserved profile its MatchingID (generated when none is
  * given; none at all for the default SM-DP+ case), an optional confirmation code (only its SHA-256
  * is stored, checked later as hashCc, docs/protocol.md "Confirmation code") and release it now or later (releaseProfile).
+ * With smdsAddress, the SM-DS event is registered when the order is released (docs/smds.md#confirmorder-with-smdsaddress).
  */
 import type { Queryable } from '../db/db.js';
 import { confirmationCodeDigest } from '../crypto/hashcc.js';
@@ -9,6 +10,7 @@ import { check, FunctionFailed, SC } from '../errors.js';
 import { checkTransition, transition, type LockedProfile } from '../orders/state-machine.js';
 import { generateMatchingId } from '../orders/store.js';
 import { MATCHING_ID_RE } from '../rsp/activation-code.js';
+import { queueSmdsDeletion } from '../smds/deletions.js';
 import { es12CallerFor, SMDS_ERROR } from '../smds/es12-client.js';
 import { callDetail, checkEid, checkIccid, lockOwnedProfile, type Es2Context } from './auth.js';
 
@@ -62,10 +64,11 @@ const SMDS_ADDRESS_RE = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A
 const SMDS_ADDRESS_INVALID = { subjectCode: '8.9.1', reasonCode: '2.1', message: 'Invalid SM-DS address' };
 
 /**
- * ES12.RegisterEvent at the order's SM-DS (SGP.22 §5.3.2: confirmOrder with smdsAddress; docs/smds.md):
- * unreachable 8.9/5.1, refused 8.9/4.2 with the SM-DS's status in the message.
+ * ES12.RegisterEvent at the order's SM-DS (SGP.22 §3.1.2, §5.3.2, §5.3.4; docs/smds.md): at
+ * confirmOrder with releaseFlag true, else at releaseProfile. Unreachable 8.9/5.1, refused 8.9/4.2
+ * with the SM-DS's status in the message.
  */
-async function registerSmdsEvent(ctx: Es2Context, smdsAddress: string, eid: string, eventId: string): Promise<void> {
+export async function registerSmdsEvent(ctx: Es2Context, smdsAddress: string, eid: string, eventId: string): Promise<void> {
   const caller = es12CallerFor(ctx.config);
   if (!caller) throw new FunctionFailed(SC.smdsInaccessible, 'no ES12 client is configured on this SM-DP+');
   const r = await caller.registerEvent(smdsAddress, { eid, eventId });
@@ -107,10 +110,12 @@ export async function confirmOrder(ctx: Es2Context, req: ConfirmOrderRequest) {
   checkSmdsMatchingId(req);
   checkSmdsAddress(req.smdsAddress);
 
-  // With an SM-DS: check first, register the event (an HTTP call, never inside a transaction), then
-  // confirm with the same checks again; if that fails after all, the event is deleted again.
+  // With an SM-DS and releaseFlag: check first, register the event (an HTTP call, never inside a
+  // transaction), then confirm with the same checks again; if that fails after all, the event is
+  // deleted again. Without releaseFlag the order keeps the SM-DS address and releaseProfile
+  // registers the event: an event is only there for a profile that can be downloaded.
   let registered: { eid: string; matchingId: string } | undefined;
-  if (req.smdsAddress !== undefined) {
+  if (req.smdsAddress !== undefined && req.releaseFlag) {
     const first = await ctx.db.tx((q) => prepare(q, ctx, iccid, req));
     await registerSmdsEvent(ctx, req.smdsAddress, first.eid!, first.matchingId!);
     registered = { eid: first.eid!, matchingId: first.matchingId! };
@@ -132,8 +137,7 @@ export async function confirmOrder(ctx: Es2Context, req: ConfirmOrderRequest) {
   } catch (err) {
     if (registered) {
       // The event registered for an order that was not confirmed: src/smds/deletions.ts deletes it.
-      await ctx.db.query('INSERT INTO smds_deletions (smds_address, eid, event_id) VALUES ($1, $2, $3)',
-        [req.smdsAddress, registered.eid, registered.matchingId]);
+      await queueSmdsDeletion(ctx.db, req.smdsAddress!, registered.eid, registered.matchingId);
     }
     // Two orders confirmed at once with the same MatchingID: the unique index decides.
     if (isUniqueViolation(err)) throw new FunctionFailed(SC.matchingIdInUse, `MatchingID ${req.matchingId ?? ''} is already used by another order`);

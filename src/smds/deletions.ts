@@ -7,7 +7,7 @@
  * unreachable. An SM-DS that no longer knows the event (8.9.5/3.9) counts as done.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Database } from '../db/db.js';
+import type { Database, Queryable } from '../db/db.js';
 import { FunctionFailed } from '../errors.js';
 import { onProfileChange, type Action, type ProfileChange } from '../orders/state-machine.js';
 import type { Es12Caller } from './es12-client.js';
@@ -18,6 +18,8 @@ const ENDS_EVENT = new Set<Action>(['installed', 'cancelOrder']);
 export function deletionWanted(c: ProfileChange): { smdsAddress: string; eid: string; eventId: string } | undefined {
   const { smds_address: smds, eid, matching_id: eventId } = c.row;
   if (!smds || !eid || !eventId || !ENDS_EVENT.has(c.action)) return undefined;
+  // A Confirmed order has no event yet: it is registered when the order is released (docs/smds.md).
+  if (c.from === 'Confirmed') return undefined;
   return { smdsAddress: smds, eid, eventId };
 }
 
@@ -31,6 +33,11 @@ onProfileChange({
     }];
   },
 });
+
+/** A DeleteEvent to send later (an event registered for a change that did not happen after all). */
+export async function queueSmdsDeletion(q: Queryable, smdsAddress: string, eid: string, eventId: string): Promise<void> {
+  await q.query('INSERT INTO smds_deletions (smds_address, eid, event_id) VALUES ($1, $2, $3)', [smdsAddress, eid, eventId]);
+}
 
 interface DeletionRow {
   id: string;

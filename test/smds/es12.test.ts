@@ -1,6 +1,7 @@
 /**
  * ES12 end to end (docs/smds.md): ES2+ confirmOrder with smdsAddress registers the event at the
- * built-in SM-DS over HTTP; a completed download (both curves) or a cancelOrder deletes it; and the
+ * built-in SM-DS over HTTP (with releaseFlag false: at releaseProfile); a completed download (both
+ * curves) or a cancelOrder deletes it; and the
  * SM-DS's refusals: no or an unknown key, a requester that is not the key's, another SM-DP+'s event,
  * another EID, an unknown or already deleted event, a taken EventID; an unreachable SM-DS.
  */
@@ -52,17 +53,60 @@ for (const curve of ['P-256', 'brainpoolP256r1'] as const) {
   });
 }
 
-t.test('cancelOrder deletes the event', async (t) => {
+t.test('releaseFlag false: the event is registered at releaseProfile; cancelOrder deletes it', async (t) => {
   const w = await getWorld();
   const op = await addEs2Operator(w);
   await op.stock(1);
   const { card } = await newDevice(w);
   const d = await ok(op, 'downloadOrder', { profileType: 'default', eid: card.eid });
   await ok(op, 'confirmOrder', { iccid: d.iccid, smdsAddress: w.config.smdpAddress, matchingId: `EV-${card.eid.slice(-8)}`, releaseFlag: false });
-  t.same((await eventsOf(w, card.eid)).map((e) => e.eventId), [`EV-${card.eid.slice(-8)}`], 'the given MatchingID is the EventID');
+  t.same(await eventsOf(w, card.eid), [], 'not released: no event yet');
+  t.equal(await smdsOf(w, d.iccid), w.config.smdpAddress, 'the order keeps the SM-DS address');
+  await ok(op, 'releaseProfile', { iccid: d.iccid });
+  t.same((await eventsOf(w, card.eid)).map((e) => e.eventId), [`EV-${card.eid.slice(-8)}`], 'released: the given MatchingID is the EventID');
   await ok(op, 'cancelOrder', { iccid: d.iccid, finalProfileStatusIndicator: 'Available' });
   await until(async () => (await eventsOf(w, card.eid)).length === 0);
   t.equal(await smdsOf(w, d.iccid), null);
+});
+
+t.test('releaseFlag false, cancelled before the release: no event, nothing to delete', async (t) => {
+  const w = await getWorld();
+  const op = await addEs2Operator(w);
+  await op.stock(1);
+  const { card } = await newDevice(w);
+  const d = await ok(op, 'downloadOrder', { profileType: 'default', eid: card.eid });
+  const c = await ok(op, 'confirmOrder', { iccid: d.iccid, smdsAddress: w.config.smdpAddress, releaseFlag: false });
+  await ok(op, 'cancelOrder', { iccid: d.iccid, finalProfileStatusIndicator: 'Available' });
+  const queued = await w.db.query('SELECT 1 FROM smds_deletions WHERE event_id = $1', [c.matchingId]);
+  t.equal(queued.length, 0, 'no DeleteEvent queued for an event never registered');
+  t.same(await eventsOf(w, card.eid), []);
+});
+
+t.test('releaseProfile: SM-DS unreachable or refusing, the order stays Confirmed and may be released later', async (t) => {
+  const w = await getWorld();
+  const op = await addEs2Operator(w);
+  await op.stock(2);
+  const { card } = await newDevice(w);
+  const d = await ok(op, 'downloadOrder', { profileType: 'default', eid: card.eid });
+  await ok(op, 'confirmOrder', { iccid: d.iccid, smdsAddress: '127.0.0.1:1', releaseFlag: false });
+  t.equal((await op.call('releaseProfile', { iccid: d.iccid })).status, 'Failed 8.9/5.1', 'unreachable');
+  t.equal((await w.profile(d.iccid))!.state, 'Confirmed', 'nothing changed');
+
+  // The EventID is taken at the SM-DS by another SM-DP+: releaseProfile is refused, then works once it is free.
+  const who = `other-rel-${card.eid.slice(-6)}`;
+  const other = await addSmdsClient(w.db, who);
+  const d2 = await ok(op, 'downloadOrder', { profileType: 'default', eid: card.eid });
+  const id = `REL-${card.eid.slice(-6)}`;
+  await ok(op, 'confirmOrder', { iccid: d2.iccid, smdsAddress: w.config.smdpAddress, matchingId: id, releaseFlag: false });
+  t.equal(await es12(w, 'registerEvent', { eid: card.eid, eventId: id, rspServerAddress: 'other.example.com' }, other, who), 'Executed-Success');
+  const refused = await op.call('releaseProfile', { iccid: d2.iccid });
+  t.equal(refused.status, 'Failed 8.9/4.2');
+  t.match(refused.message, /8\.9\.5\/3\.3/);
+  t.equal((await w.profile(d2.iccid))!.state, 'Confirmed');
+  t.equal(await es12(w, 'deleteEvent', { eid: card.eid, eventId: id }, other, who), 'Executed-Success');
+  await ok(op, 'releaseProfile', { iccid: d2.iccid });
+  t.equal((await w.profile(d2.iccid))!.state, 'Released');
+  t.same(await eventsOf(w, card.eid), [{ eventId: id, rspServerAddress: w.config.smdpAddress }], 'registered at the release');
 });
 
 t.test('confirmOrder: SM-DS unreachable, refused or misnamed; an empty MatchingID', async (t) => {
