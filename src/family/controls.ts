@@ -239,6 +239,9 @@ export async function setPassOffers(q: Queryable, g: GroupRow, p: { currency?: s
 
 /** Replaces the member's controls with those given (absent parts are kept). */
 export async function setMemberControls(q: Queryable, m: MemberRow, c: Partial<MemberControls>, by: string): Promise<M> {
+  if (c.timeWindows === undefined && c.trustedNumbers === undefined && c.roaming === undefined && c.spendLimit === undefined) {
+    throw new FamilyError('invalid', 'nothing to set: give timeWindows, trustedNumbers, roaming or spendLimit');
+  }
   const before = memberControlsOf(m);
   const next: MemberControls = {
     timeWindows: c.timeWindows !== undefined ? checkWindows(c.timeWindows) : before.timeWindows,
