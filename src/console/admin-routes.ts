@@ -10,6 +10,7 @@ import { ApiError } from '../http/api-error.js';
 import { familyOutboxKey, listGroupEvents } from '../family/events.js';
 import { getGroup, listGroups, listLines, listMembers, liveState, profilesOf, publicGroup, publicLine, publicMember, type GroupRow } from '../family/store.js';
 import { usageSummary } from '../family/usage.js';
+import { CONTROLS_GROUP_EXAMPLE, CONTROLS_GROUP_PROPERTIES, CONTROLS_MEMBER_EXAMPLE, CONTROLS_MEMBER_PROPERTIES, controlsView } from '../family/console-view.js';
 import { IdentifierError, normaliseIccid } from '../rsp/identifiers.js';
 import { OUTBOX_COLUMNS, callbackView, type OutboxViewRow } from './views.js';
 import { errorReply, jsonReply } from '../openapi.js';
@@ -79,6 +80,16 @@ export async function consoleAdminRoutes(app: FastifyInstance, deps: { db: Datab
   });
 
   const familyTags = ['admin: family'];
+  // The group detail with the family controls (src/family/console-view.ts): the group's and each member's.
+  const detailSchema = {
+    ...groupDetailSchema,
+    properties: {
+      ...groupDetailSchema.properties,
+      ...CONTROLS_GROUP_PROPERTIES,
+      members: { ...groupDetailSchema.properties.members, items: { ...groupDetailSchema.properties.members.items, properties: { ...groupDetailSchema.properties.members.items.properties, ...CONTROLS_MEMBER_PROPERTIES } } },
+    },
+  };
+  const detailExample = { ...GROUP_DETAIL_EXAMPLE, ...CONTROLS_GROUP_EXAMPLE, members: GROUP_DETAIL_EXAMPLE.members.map((m) => ({ ...m, ...CONTROLS_MEMBER_EXAMPLE })) };
 
   app.get<{ Querystring: { operator?: string } }>('/admin/family/groups', {
     schema: {
@@ -106,10 +117,10 @@ export async function consoleAdminRoutes(app: FastifyInstance, deps: { db: Datab
   app.get<{ Params: { gid: string } }>('/admin/family/groups/:gid', {
     schema: {
       tags: familyTags,
-      summary: "A family group: plan, members with their caps and usage, lines with each profile's live state, the pool's usage this cycle and its latest events",
+      summary: "A family group: plan, members with their caps, controls and usage, lines with each profile's live state, the pool's usage this cycle, purchases awaiting approval and its latest events",
       params: { type: 'object', required: ['gid'], properties: { gid: GROUP_ID } },
       response: {
-        200: jsonReply('The group', groupDetailSchema, GROUP_DETAIL_EXAMPLE),
+        200: jsonReply('The group', detailSchema, detailExample),
         404: errorReply(404, { error: 'notFound', message: 'no group "fg_0000"', details: { group: 'fg_0000' } }),
       },
     },
@@ -123,6 +134,7 @@ export async function consoleAdminRoutes(app: FastifyInstance, deps: { db: Datab
       await listGroupEvents(db, g.id, { limit: 5000 }),
     ];
     const profiles = await profilesOf(db, lines.flatMap((l) => (l.iccid ? [l.iccid] : [])));
+    const controls = await controlsView(db, g, members, usage);
     const usageOf = new Map(usage.members.map((m) => [m.memberId, m]));
     const lineUsage = new Map(usage.members.flatMap((m) => m.lines.map((l) => [l.lineId, l.usage] as const)));
     const profileStates: Record<string, number> = {};
@@ -136,10 +148,12 @@ export async function consoleAdminRoutes(app: FastifyInstance, deps: { db: Datab
       cycle: usage.cycle,
       clock: usage.clock,
       pool: usage.pool,
+      ...controls.group,
       members: members.map((m) => {
         const u = usageOf.get(m.id);
         return {
           ...publicMember(m),
+          ...controls.member(m),
           usage: u ? { data: u.data, hotspot: u.hotspot, voice: u.voice, sms: u.sms, throttledMb: u.throttledMb, blocked: u.blocked } : undefined,
           lines: lines.filter((l) => l.member_id === m.id).map((l) => ({
             ...publicLine(l, l.iccid ? profiles.get(l.iccid) : undefined),

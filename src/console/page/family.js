@@ -1,5 +1,7 @@
 // Family groups: members, lines, each profile's live state, and the pool's and members' usage against
-// plan and caps (GET /admin/family/groups[/:gid]).
+// plan and caps (GET /admin/family/groups[/:gid]); the controls (docs/family.md): the group's time
+// zone, emergency numbers, roaming plan and passes, each member's time windows, trusted numbers,
+// roaming usage, spend and passes, and the purchases awaiting the owner's approval.
 import { $, h, clear, badge, when, safe } from './dom.js';
 import { get } from './api.js';
 
@@ -32,6 +34,63 @@ function meter(name, l, unit = '') {
     h('div', { class: `bar${pct >= 100 ? ' full' : pct >= 80 ? ' high' : ''}` }, h('span', { style: `width:${l.limit === null ? 0 : pct}%` })));
 }
 
+const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+
+/** 'mon–fri' for consecutive days, else the list. */
+function dayRange(days) {
+  const idx = days.map((d) => DAYS.indexOf(d)).sort((a, b) => a - b);
+  const consecutive = idx.length > 2 && idx.every((d, i) => i === 0 || d === idx[i - 1] + 1);
+  return consecutive ? `${DAYS[idx[0]]}–${DAYS[idx[idx.length - 1]]}` : idx.map((d) => DAYS[d]).join(' ');
+}
+
+const money = (n, currency) => `${(n / 100).toFixed(2)} ${currency ?? ''}`.trim();
+
+function allowance(p) {
+  return [p.dataMb ? `${p.dataMb} MB` : null, p.voiceMin ? `${p.voiceMin} min` : null, p.sms ? `${p.sms} SMS` : null].filter(Boolean).join(' · ') || 'nothing';
+}
+
+/** The group's settings: time zone and local time, emergency numbers, roaming plan and its pool, passes on sale, purchases awaiting approval. */
+function groupControls(g) {
+  const c = g.controls;
+  if (!c) return null;
+  const r = c.roaming;
+  const currency = c.passes?.currency;
+  return h('div', { class: 'card controls' },
+    h('h2', {}, 'Controls'),
+    h('p', { class: 'message' }, `Time zone ${c.timeZone} (now ${c.localTime}) · emergency numbers ${c.emergencyNumbers.join(', ')}`),
+    h('p', { class: 'message' }, `Roaming: home ${r.homeCountry ?? '(not set: any visited country roams)'} · ${r.atAllowance} at the allowance`),
+    c.roamingUsage ? h('div', { class: 'meters roaming' }, meter('Roaming data', c.roamingUsage.data, ' MB'), meter('Roaming voice', c.roamingUsage.voice, ' min'), meter('Roaming SMS', c.roamingUsage.sms)) : null,
+    c.roamingUsage?.throttledMb ? h('p', { class: 'message' }, `${c.roamingUsage.throttledMb} MB roaming data throttled`) : null,
+    h('h3', {}, 'Passes on sale'),
+    c.passes.offers.length
+      ? h('div', { class: 'chips passes' }, c.passes.offers.map((p) => h('span', { class: 'chip', title: p.id }, `${p.name} (${p.kind}): ${allowance(p)}, ${p.validityHours} h, ${money(p.price, currency)}`)))
+      : h('p', { class: 'message' }, 'None.'),
+    h('h3', {}, 'Awaiting approval'),
+    g.purchasesPending?.length
+      ? h('table', { class: 'list pending' }, h('tbody', {}, g.purchasesPending.map((p) => h('tr', { dataset: { purchase: p.id } },
+        h('td', {}, h('b', {}, p.memberName ?? p.memberId), h('span', { class: 'sub' }, `${p.name} · ${allowance(p.allowance)}`)),
+        h('td', {}, money(p.price, p.currency)),
+        h('td', {}, when(p.requestedAt)),
+        h('td', {}, badge('pending'))))))
+      : h('p', { class: 'message' }, 'No purchase awaits approval.'));
+}
+
+/** A member's controls: time windows, trusted numbers, spend and limit, roaming usage, usable passes. */
+function memberControls(m, currency) {
+  const c = m.controls;
+  if (!c) return null;
+  const windows = c.timeWindows.map((w) => h('span', { class: 'chip window', title: `time-window:${w.name}` }, `${w.name}: no ${w.blocks.join('/')} ${dayRange(w.days)} ${w.from}–${w.to}`));
+  const spend = m.spend ? `spent ${money(m.spend.spent, currency)}${m.spend.limit === null ? ' (no limit)' : ` of ${money(m.spend.limit, currency)}`}${m.spend.pending ? `, ${money(m.spend.pending, currency)} awaiting approval` : ''}` : null;
+  return h('div', { class: 'member-controls' },
+    h('h3', {}, 'Controls'),
+    windows.length ? h('div', { class: 'chips' }, windows) : h('p', { class: 'message' }, 'No time windows.'),
+    h('p', { class: 'message' }, c.trustedNumbers.length ? `Trusted: ${c.trustedNumbers.join(', ')}` : 'No trusted numbers.', spend ? ` · ${spend}` : ''),
+    m.roaming ? h('div', { class: 'meters roaming' }, meter('Roaming data', m.roaming.data, ' MB'), meter('Roaming voice', m.roaming.voice, ' min'), meter('Roaming SMS', m.roaming.sms)) : null,
+    m.passes?.length
+      ? h('div', { class: 'chips passes' }, m.passes.map((p) => h('span', { class: 'chip pass', title: p.id }, `${p.name}: ${allowance(p.remaining)} left, until ${when(p.expiresAt)}`)))
+      : null);
+}
+
 async function openGroup(id) {
   openId = id;
   renderGroups();
@@ -54,9 +113,11 @@ async function openGroup(id) {
       h('h3', {}, 'Pool'),
       h('div', { class: 'meters' }, meter('Data', g.pool.data, ' MB'), meter('Hotspot', g.pool.hotspot, ' MB'), meter('Voice', g.pool.voice, ' min'), meter('SMS', g.pool.sms)),
       g.pool.data.throttledMb || g.pool.blocked ? h('p', { class: 'message' }, `${g.pool.data.throttledMb} MB throttled, ${g.pool.blocked} events blocked`) : null),
+    groupControls(g),
     h('div', { class: 'members' }, g.members.map((m) => h('div', { class: 'member card' },
       h('div', { class: 'member-head' }, h('div', {}, h('b', {}, m.name), h('span', { class: 'role' }, m.role)), h('span', { class: 'count' }, `at cap: ${m.caps.atCap}`)),
       m.usage ? h('div', { class: 'meters' }, meter('Data', m.usage.data, ' MB'), meter('Hotspot', m.usage.hotspot, ' MB'), meter('Voice', m.usage.voice, ' min'), meter('SMS', m.usage.sms)) : null,
+      memberControls(m, g.controls?.passes?.currency),
       h('h3', {}, 'Lines'),
       m.lines.length
         ? h('table', { class: 'list lines' }, h('tbody', {}, m.lines.map((l) => h('tr', { dataset: { iccid: l.iccid ?? '' } },
