@@ -9,9 +9,11 @@ import { inventoryView } from '../inventory/store.js';
 import type { ProfileRow } from '../orders/store.js';
 import { buildActivationCode } from '../rsp/activation-code.js';
 
-export function orderView(p: ProfileRow & { operator_id?: string | null }, config: Pick<Config, 'smdpAddress'>) {
+export function orderView(p: ProfileRow & { operator_id?: string | null; smds_address?: string | null }, config: Pick<Config, 'smdpAddress'>) {
   return {
     ...inventoryView(p),
+    // The SM-DS the order was confirmed with (docs/smds.md), the built-in one or an external one.
+    smdsAddress: p.smds_address ?? null,
     activationCode: p.matching_id
       ? buildActivationCode({ smdpAddress: config.smdpAddress, matchingId: p.matching_id, confirmationCodeRequired: p.cc_digest !== null })
       : null,

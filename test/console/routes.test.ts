@@ -6,7 +6,7 @@
 import t from 'tap';
 import { feeds } from '../../src/console/routes.js';
 import { IdCursor } from '../../src/console/feed.js';
-import { deleteEvent, insertEvent } from '../../src/smds/store.js';
+import { deleteEvent, insertEvent, listEvents } from '../../src/smds/store.js';
 import { startOutboxWorker } from '../../src/outbox/worker.js';
 import { addEs2Operator } from '../helpers/es2plus.js';
 import { createFamily, familyOperator } from '../helpers/family-usage.js';
@@ -358,4 +358,59 @@ t.test('IdCursor: ids committed out of order are not lost, a rolled-back id is g
   t.equal(c.after, '14', 'still waiting for 15');
   t.same(c.accept([16], 1301), []);
   t.equal(c.after, '16', '15 given up on after the gap time');
+});
+
+t.test("an order's SM-DS event: the built-in SM-DS's, and an external SM-DS's (registered, not yet, DeleteEvent pending, deleted); the feed's order view names its SM-DS", async (t) => {
+  // The external SM-DS: another instance over TLS (same test PKI, so it trusts this SM-DP+'s CERT.DP.TLS).
+  const ext = await startWorld(t, { tls: true });
+  const extAddress = `localhost:${(ext.app.server.address() as { port: number }).port}`;
+  const w = await startWorld(t);
+  const op = await addEs2Operator(w);
+  await op.stock(4);
+  const view = async (iccid: string) => {
+    const r = await w.app.inject({ url: `/admin/smds/orders/${iccid}`, remoteAddress: '127.0.0.1' });
+    t.equal(r.statusCode, 200);
+    return r.json();
+  };
+  const s = await watch(w);
+  await s.next((m) => m.event === 'hello');
+
+  // The built-in SM-DS: its record.
+  const { card: c0 } = await newDevice(w);
+  const d0 = (await op.call('downloadOrder', { profileType: 'default', eid: c0.eid })).body;
+  const m0 = (await op.call('confirmOrder', { iccid: d0.iccid, smdsAddress: w.config.smdpAddress, releaseFlag: true })).body.matchingId;
+  t.match(await view(d0.iccid), { smdsAddress: w.config.smdpAddress, builtIn: true, eventId: m0, state: 'registered', event: { eventId: m0, eid: c0.eid }, deletion: null });
+  const fed = await s.next((m) => m.event === 'order' && m.data.order.iccid === d0.iccid && m.data.order.state === 'Released');
+  t.equal(fed.data.order.smdsAddress, w.config.smdpAddress, 'the feed\'s order view has smdsAddress');
+
+  // An external SM-DS: registered there; after the install, deleted there.
+  const { card: c1, lpa: l1 } = await newDevice(w);
+  const d1 = (await op.call('downloadOrder', { profileType: 'default', eid: c1.eid })).body;
+  const c = await op.call('confirmOrder', { iccid: d1.iccid, smdsAddress: extAddress, releaseFlag: true });
+  t.equal(c.status, 'Executed-Success', c.message ?? 'RegisterEvent at the external SM-DS');
+  t.match(await view(d1.iccid), { smdsAddress: extAddress, builtIn: false, eventId: c.body.matchingId, state: 'registered', rspServerAddress: w.config.smdpAddress, event: null });
+  t.same((await listEvents(ext.db, { eid: c1.eid })).map((e) => e.eventId), [c.body.matchingId], 'the external SM-DS has it');
+  await l1.download(`LPA:1$${w.config.smdpAddress}$${c.body.matchingId}`);
+  await until(async () => (await view(d1.iccid)).state === 'deleted');
+  t.same(await listEvents(ext.db, { eid: c1.eid }), [], 'deleted at the external SM-DS');
+
+  // Not released: not registered yet.
+  const { card: c2 } = await newDevice(w);
+  const d2 = (await op.call('downloadOrder', { profileType: 'default', eid: c2.eid })).body;
+  await op.call('confirmOrder', { iccid: d2.iccid, smdsAddress: extAddress, releaseFlag: false });
+  t.match(await view(d2.iccid), { state: 'not-registered', builtIn: false });
+
+  // The external SM-DS goes away after the registration: the install's DeleteEvent stays pending, with its error.
+  const { card: c3, lpa: l3 } = await newDevice(w);
+  const d3 = (await op.call('downloadOrder', { profileType: 'default', eid: c3.eid })).body;
+  const m3 = (await op.call('confirmOrder', { iccid: d3.iccid, smdsAddress: extAddress, releaseFlag: true })).body.matchingId;
+  await ext.app.close();
+  await l3.download(`LPA:1$${w.config.smdpAddress}$${m3}`);
+  await until(async () => ((await view(d3.iccid)).deletion?.attempts ?? 0) >= 1);
+  t.match(await view(d3.iccid), { state: 'deleting', eventId: m3, deletion: { lastError: /unreachable/ } });
+
+  t.match(await view((await w.order()).iccid), { state: 'none', smdsAddress: null });
+  t.equal((await w.app.inject({ url: '/admin/smds/orders/89000123456789012341', remoteAddress: '127.0.0.1' })).statusCode, 404);
+  t.equal((await w.app.inject({ url: '/admin/smds/orders/12', remoteAddress: '127.0.0.1' })).statusCode, 400);
+  await s.close();
 });

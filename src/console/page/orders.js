@@ -141,8 +141,8 @@ async function openOrder(iccid) {
       get(`/admin/profiles/${iccid}`),
       get(`/admin/callbacks?iccid=${iccid}&limit=200`),
       get('/admin/faults?all=true'),
-      // The built-in SM-DS's events of its EID: the order's is the one whose EventID is its MatchingID (docs/smds.md).
-      eid ? get(`/admin/smds/events?eid=${eid}&limit=1000`) : { events: [] },
+      // The order's SM-DS event, at the built-in SM-DS or an external one (docs/smds.md#an-orders-event).
+      eid ? get(`/admin/smds/orders/${iccid}`) : null,
     ]);
   } catch (err) {
     clear(panel).append(h('p', { class: 'message error' }, `Could not load ${iccid}: ${err.message}`));
@@ -169,7 +169,7 @@ async function openOrder(iccid) {
       fact('Device', o.deviceState ?? '—'), fact('Downloads', `${o.downloadAttempts} of ${o.maxDownloadAttempts}`),
       fact('Confirmation code', o.confirmationCodeRequired ? `required (${o.confirmationCodeAttempts} wrong)` : 'none'),
       fact('Expires', o.expiresAt ? when(o.expiresAt) : 'never'), fact('Operator', o.operator ?? '—')),
-    smdsSection(o, smds.events),
+    smdsSection(o, smds),
     h('h3', {}, 'History'),
     timeline(profile, callbacks.callbacks, mine),
     faultSection(o, mine),
@@ -195,15 +195,36 @@ function qrUrl(matchingId) {
 
 const fact = (k, v) => [h('dt', {}, k), h('dd', { class: 'mono' }, v)];
 
-/** The order's event at the built-in SM-DS, if any (an order confirmed with smdsAddress, until installed or cancelled). */
-function smdsSection(o, events) {
-  if (!o.eid) return null;
-  const e = o.matchingId ? events.find((x) => x.eventId === o.matchingId) : undefined;
-  return h('div', { id: 'order-smds' }, h('h3', {}, 'SM-DS event'),
-    e
-      ? h('dl', { class: 'facts' }, fact('EventID', e.eventId), fact('SM-DP+ address', e.rspServerAddress), fact('Registered by', e.registeredBy), fact('Created', when(e.createdAt)))
-      : h('p', { class: 'message' }, 'No event for this order at the built-in SM-DS.'));
+/**
+ * The order's SM-DS event (GET /admin/smds/orders/:iccid): where it is registered, the built-in
+ * SM-DS's record, or an external SM-DS's state as the SM-DP+ knows it (a DeleteEvent still pending).
+ */
+function smdsSection(o, e) {
+  if (!o.eid || !e) return null;
+  const where = e.smdsAddress ? `${e.smdsAddress} (${e.builtIn ? 'the built-in SM-DS' : 'an external SM-DS'})` : null;
+  let body;
+  if (e.state === 'registered' || (e.state === 'deleting' && e.event)) {
+    const r = e.event;
+    body = h('dl', { class: 'facts' },
+      fact('SM-DS', where), fact('State', e.state === 'deleting' ? 'registered, DeleteEvent pending' : 'registered'),
+      fact('EventID', e.eventId), fact('SM-DP+ address', r ? r.rspServerAddress : e.rspServerAddress),
+      r ? fact('Registered by', r.registeredBy) : null, r ? fact('Created', when(r.createdAt)) : null,
+      e.deletion ? fact('DeleteEvent', deletionText(e.deletion)) : null);
+  } else if (e.state === 'deleting') {
+    body = h('dl', { class: 'facts' }, fact('SM-DS', where), fact('State', 'DeleteEvent pending'), fact('EventID', e.eventId), fact('DeleteEvent', deletionText(e.deletion)));
+  } else if (e.state === 'not-registered') {
+    body = h('p', { class: 'message' }, `Not registered yet at ${where}: RegisterEvent is sent at releaseProfile.`);
+  } else if (e.state === 'deleted') {
+    body = h('p', { class: 'message' }, `No event for this order any more: ${e.eventId} was deleted at ${where}.`);
+  } else {
+    body = h('p', { class: 'message' }, 'No event for this order: it was confirmed without an SM-DS.');
+  }
+  // An external SM-DS's deletion has no live message of its own: look again while one is pending.
+  if (e.state === 'deleting') setTimeout(() => { if (open === o.iccid) openOrder(o.iccid); }, 2000);
+  return h('div', { id: 'order-smds', dataset: { state: e.state } }, h('h3', {}, 'SM-DS event'), body);
 }
+
+const deletionText = (d) => `${d.attempts} attempt${d.attempts === 1 ? '' : 's'} so far${d.lastError ? `, last error: ${d.lastError}` : ''}; next at ${when(d.nextAttemptAt)}`;
 
 function timeline(profile, callbacks, faults) {
   const items = [
