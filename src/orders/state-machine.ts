@@ -209,10 +209,13 @@ export interface ProfileListener {
 }
 
 const listeners: ProfileListener[] = [];
+/** The listeners' columns as `[expression, name]`, worked out once after the last registration. */
+let keptColumns: Array<[string, string]> | undefined;
 
 /** Registers what follows from a profile change. Modules call it once, when they are loaded. */
 export function onProfileChange(l: ProfileListener): void {
   listeners.push(l);
+  keptColumns = undefined;
 }
 
 /** `, expr AS name, …` of every listener, for `SELECT p.*${profileColumns()} FROM profiles p …`. */
@@ -255,7 +258,9 @@ function changeStatement(c: ProfileChange, extra: SqlPart[] = [], guard?: SqlPar
   if (guard) params.push(...guard.params);
   for (const p of parts) params.push(...p.params);
   // The text depends only on the statement's shape: built once per shape (a download makes a few).
-  const key = `${answer}\u0001${updates ? cols.map(([k]) => k).join(',') : '-'}\u0001${guard?.sql ?? ''}\u0001${parts.map((p) => p.sql).join('\u0001')}`;
+  // The key names each SQL text by a small number, so it stays short (no long string to hash per call).
+  let key = `${answer}\u0001${updates ? cols.map(([k]) => k).join(',') : '-'}\u0001${guard ? textId(guard.sql) : ''}`;
+  for (const p of parts) key += `\u0001${textId(p.sql)}`;
   let sql = statementTexts.get(key);
   if (sql === undefined) {
     sql = changeText(cols.map(([k]) => k), updates, guard, parts, answer);
@@ -265,6 +270,18 @@ function changeStatement(c: ProfileChange, extra: SqlPart[] = [], guard?: SqlPar
 }
 
 const statementTexts = new Map<string, string>();
+const textIds = new Map<string, number>();
+let uncounted = 0;
+
+/** A small number for an SQL text (parts and guards are a few constant texts; past 1,000, each call its own). */
+function textId(sql: string): number {
+  let id = textIds.get(sql);
+  if (id === undefined) {
+    if (textIds.size >= 1000) return -++uncounted;
+    textIds.set(sql, (id = textIds.size));
+  }
+  return id;
+}
 
 /** What a change statement answers: the updated row, or only the new row version (applyChange). */
 type Answer = '*' | 'version';
@@ -341,11 +358,11 @@ export interface ApplyOptions {
 
 /** The listener columns as `[expression, name]`, for the snapshot guard. */
 function listenerExpressions(): Array<[string, string]> {
-  return listeners.flatMap((l) => l.columns ?? []).map((c) => {
+  return (keptColumns ??= listeners.flatMap((l) => l.columns ?? []).map((c) => {
     const m = c.match(/^([\s\S]*)\bAS\s+(\w+)\s*$/i);
     if (!m) throw new Error(`listener column without a name: ${c}`);
     return [m[1]!.trim(), m[2]!] as [string, string];
-  });
+  }));
 }
 
 /**
