@@ -175,22 +175,29 @@ async function activate(c: OdsaCall, s: Standing, comp: Companion, msisdn: strin
     eid: comp.eid,
   });
   const issued = await issueProfile(c.q, c.config, s.group, line, { eid: comp.eid }, c.by);
-  const rec = await insertCompanion(c.q, {
-    groupId: s.group.id,
-    memberId: s.subject.id,
-    terminalId: comp.terminalId,
-    eid: comp.eid,
-    service: comp.service,
-    primaryLineId,
-    primaryTerminalId: c.params.terminal_id ?? null,
-    lineId: line.id,
-    iccid: issued.iccid,
-    msisdn,
-    vendor: c.params.companion_terminal_vendor,
-    model: c.params.companion_terminal_model,
-    swVersion: c.params.companion_terminal_sw_version,
-    friendlyName: c.params.companion_terminal_friendly_name,
-  });
+  let rec: CompanionRow;
+  try {
+    rec = await insertCompanion(c.q, {
+      groupId: s.group.id,
+      memberId: s.subject.id,
+      terminalId: comp.terminalId,
+      eid: comp.eid,
+      service: comp.service,
+      primaryLineId,
+      primaryTerminalId: c.params.terminal_id ?? null,
+      lineId: line.id,
+      iccid: issued.iccid,
+      msisdn,
+      vendor: c.params.companion_terminal_vendor,
+      model: c.params.companion_terminal_model,
+      swVersion: c.params.companion_terminal_sw_version,
+      friendlyName: c.params.companion_terminal_friendly_name,
+    });
+  } catch (err) {
+    // Another request subscribed this companion or EID meanwhile (the partial unique indexes of migration 013).
+    if ((err as { code?: string }).code === '23505') throw generalError(`companion ${comp.terminalId} or EID ${comp.eid} was subscribed meanwhile`);
+    throw err;
+  }
   return {
     rec,
     answer: application(OPERATION_RESULT.success, [['SubscriptionResult', SUBSCRIPTION_RESULT.downloadProfile]], [downloadInfo(c.config, issued.iccid, issued.activationCode)]),

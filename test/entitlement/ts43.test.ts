@@ -284,3 +284,40 @@ t.test('the admin list of companions', async (t) => {
   t.equal((await w.http.get('/admin/entitlement/companions?limit=0')).status, 400);
   t.equal((await w.http.get('/admin/entitlement/companions?group=../x')).status, 400);
 });
+
+t.test("the owner subscribes a watch for a child's phone (terminal_iccid); an adult may not", async (t) => {
+  const { w, api } = await getWorld();
+  const call = ts43(w);
+  const { kim, ada, bo, g, phone } = await family(w, api);
+  const issued = await api.ok('POST', `/family/groups/${g}/members/${kim.id}/lines/${phone.id}/profile`, {}, 201, ada.token);
+  const watch = await newDevice(w);
+  const args = { operation: 'ManageSubscription', operation_type: '0', terminal_iccid: issued.iccid, companion_terminal_id: 'kims-watch-by-ada', companion_terminal_eid: watch.card.eid, companion_terminal_service: 'SharedNumber' };
+  const refused = await call({ token: bo.token, ...args });
+  t.match(refused.app, { OperationResult: '102', GeneralErrorText: /only the group owner/ });
+  const r = await call({ token: ada.token, ...args });
+  t.match(r.app, { OperationResult: '1', SubscriptionResult: '2' });
+  t.match(await w.db.query("SELECT member_id, msisdn, primary_line_id FROM companion_devices WHERE terminal_id = 'kims-watch-by-ada'"), [{ member_id: kim.id, msisdn: NUMBERS[0], primary_line_id: phone.id }], "Kim's companion, on Kim's number");
+  const conf = await call({ token: kim.token, operation: 'AcquireConfiguration' });
+  t.match(conf.sections.get('APPLICATION|CompanionConfigurations|CompanionConfiguration'), { CompanionTerminalId: 'kims-watch-by-ada', ServiceStatus: '2' }, 'Kim sees it, activating');
+  t.ok(conf.sections.get('APPLICATION|CompanionConfigurations|CompanionConfiguration|DownloadInfo')?.ProfileActivationCode, 'with its download information while activating');
+});
+
+t.test('the same companion subscribed at once from two families: one succeeds, the other is OperationResult 100, no 500', async (t) => {
+  const { w, api } = await getWorld();
+  const call = ts43(w);
+  const a = await family(w, api);
+  const b = await family(w, api);
+  for (let round = 0; round < 3; round++) {
+    const [wa, wb] = [await newDevice(w), await newDevice(w)];
+    const id = `contested-${round}`;
+    const rs = await Promise.all([
+      call({ token: a.kim.token, operation: 'ManageSubscription', operation_type: '0', companion_terminal_id: id, companion_terminal_eid: wa.card.eid, companion_terminal_service: 'SharedNumber' }),
+      call({ token: b.kim.token, operation: 'ManageSubscription', operation_type: '0', companion_terminal_id: id, companion_terminal_eid: wb.card.eid, companion_terminal_service: 'SharedNumber' }),
+    ]);
+    t.same(rs.map((r) => r.status), [200, 200]);
+    t.same(rs.map((r) => r.app.OperationResult).sort(), ['1', '100'], `round ${round}: one subscription`);
+    t.equal((await w.db.query('SELECT 1 FROM companion_devices WHERE terminal_id = $1', [id])).length, 1);
+    const loser = rs.find((r) => r.app.OperationResult === '100')!;
+    t.match(loser.app.GeneralErrorText, /already subscribed|meanwhile/);
+  }
+});
