@@ -94,7 +94,17 @@ export async function entitlementRoutes(app: FastifyInstance, deps: EntitlementD
   // Not in the OpenAPI document: the answer is TS.43's XML document (docs/entitlement.md describes both forms).
   const common = { hide: true, tags: ['entitlement'] };
   app.get(TS43_PATH, { schema: { ...common, querystring: schema }, attachValidation: true }, handler);
-  app.post(TS43_PATH, { schema: { ...common, body: schema }, attachValidation: true }, handler);
+  app.post(TS43_PATH, {
+    schema: { ...common, body: schema },
+    attachValidation: true,
+    // A JSON body may carry numbers (vers, operation_type): validated, like a query, as their text.
+    preValidation: async (req) => {
+      const b = req.body;
+      if (b !== null && typeof b === 'object' && !Array.isArray(b)) {
+        for (const [k, v] of Object.entries(b as Record<string, unknown>)) if (typeof v === 'number') (b as Record<string, unknown>)[k] = String(v);
+      }
+    },
+  }, handler);
 
   app.get('/admin/entitlement/companions', {
     schema: {
