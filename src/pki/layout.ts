@@ -14,7 +14,7 @@ const ENTRIES = {
   dpAuth: ['DPauth', 'S_SM_DPauth_ECDSA'],
   dpPb: ['DPpb', 'S_SM_DPpb_ECDSA'],
   dpTls: ['DPtls', 'S_SM_DP_TLS'],
-  // The built-in SM-DS's CERT.DSauth (docs/smds.md#its-certificate): not in the published SGP.26 set.
+  // The built-in SM-DS's CERT.DSauth (docs/smds.md#its-certificates): not in the published SGP.26 set.
   dsAuth: ['DSauth', 'S_SM_DSauth_ECDSA'],
   // The built-in SM-DS's CERT.DS.TLS (docs/smds.md#its-certificates): its ES11/ES12 TLS server
   // certificate; not in the published SGP.26 set either.

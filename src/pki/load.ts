@@ -62,7 +62,7 @@ export interface ServerPki {
   /** Non-fatal findings, e.g. certificates outside their validity period. */
   warnings: string[];
   /**
-   * The built-in SM-DS's CERT.DSauth and key per CI (docs/smds.md#its-certificate), when the folder
+   * The built-in SM-DS's CERT.DSauth and key per CI (docs/smds.md#its-certificates), when the folder
    * has them; without, the SM-DS's ES11 is off.
    */
   smds?: SmdsCredentials;

@@ -1,6 +1,6 @@
 /**
- * Admin API of the built-in SM-DS (docs/smds.md#admin-api): the event records it holds, and the
- * SM-DP+ servers allowed to register events. Authorisation is the /admin hook of src/admin/routes.ts.
+ * Admin API of the built-in SM-DS (docs/smds.md#admin-api): the event records it holds, the
+ * SM-DP+ servers allowed to register events, and an order's event at whichever SM-DS it names. Authorisation is the /admin hook of src/admin/routes.ts.
  */
 import type { FastifyInstance } from 'fastify';
 import { smdsAddressOf, type Config } from '../config.js';
@@ -108,10 +108,10 @@ export async function smdsAdminRoutes(app: FastifyInstance, deps: { db: Database
 
   app.post<{ Body: { requester: string } }>('/admin/smds/clients', {
     schema: {
-      tags, summary: 'Allow another SM-DP+ to call ES12 on the built-in SM-DS (a new key replaces its old one)',
-      body: { type: 'object', additionalProperties: false, required: ['requester'], properties: { requester: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$', description: 'its functionRequesterIdentifier' } } },
+      tags, summary: 'Allow another SM-DP+ to call ES12 on the built-in SM-DS, by the identity its TLS client certificate names (a new key replaces its old one)',
+      body: { type: 'object', additionalProperties: false, required: ['requester'], properties: { requester: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$', description: 'its functionRequesterIdentifier: the SM-DP+ OID (or a DNS name) its TLS client certificate names' } } },
       response: {
-        201: jsonReply('Its key, for X-API-Key (shown once)', { type: 'object', properties: { requester: { type: 'string' }, apiKey: { type: 'string' } } }, { requester: 'smdp.other.example', apiKey: 'smds_3q2-7wE…' }),
+        201: jsonReply('Its key, for X-API-Key on plain HTTP (shown once; over TLS its client certificate authenticates it)', { type: 'object', properties: { requester: { type: 'string' }, apiKey: { type: 'string' } } }, { requester: 'smdp.other.example', apiKey: 'smds_3q2-7wE…' }),
         400: errorReply(400, { error: 'invalid', message: 'body/requester must match pattern "^[\\x21-\\x7e]+$"' }),
       },
     },

@@ -39,7 +39,7 @@ function asCredentials(smds: SmdsCredentials): Map<string, DpCredentials> {
 const credentialCache = new WeakMap<SmdsCredentials, Map<string, DpCredentials>>();
 
 export function smdsCredentials(pki: ServerPki): SmdsCredentials {
-  if (!pki.smds) throw new FunctionFailed(SC.dpCertificateUnavailable, 'this server\'s SM-DS has no CERT.DSauth (docs/smds.md#its-certificate)');
+  if (!pki.smds) throw new FunctionFailed(SC.dpCertificateUnavailable, 'this server\'s SM-DS has no CERT.DSauth (docs/smds.md#its-certificates)');
   return pki.smds;
 }
 

@@ -92,7 +92,7 @@ export async function es12Routes(app: FastifyInstance, deps: Es12Deps) {
   const route = (name: string, fn: (deps: Es12Deps, requester: string, body: Body) => Promise<object>) => {
     app.post<{ Body: unknown }>(`${ES12_PREFIX}/${name}`, {
       errorHandler: es12ErrorHandler,
-      // The caller is checked before the body (docs/smds.md#who-may-register-events), so the body
+      // The caller is checked before the body (docs/smds.md#es12-authentication), so the body
       // schema documents only (documentOnly: no coercion, the SGP.22 statuses of the checks below).
       schema: { body: schemas.get(`es12.${name}.request`), response: { 200: schemas.get(`es12.${name}.response`) }, security: [{ smdsClientKey: [] }] },
       validatorCompiler: documentOnly,

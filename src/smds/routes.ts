@@ -21,7 +21,7 @@ export interface SmdsDeps {
 export async function smdsRoutes(app: FastifyInstance, deps: SmdsDeps) {
   await es12Routes(app, { db: deps.db, pki: deps.pki });
   await es11Routes(app, deps);
-  if (!deps.pki.smds) app.log.info(`SM-DS: no CERT.DSauth in ${deps.pki.dir}, so ES11 (discovery) is off; ES12 works (docs/smds.md#its-certificate)`);
+  if (!deps.pki.smds) app.log.info(`SM-DS: no CERT.DSauth in ${deps.pki.dir}, so ES11 (discovery) is off; ES12 works (docs/smds.md#its-certificates)`);
   await smdsAdminRoutes(app, { db: deps.db, config: deps.config });
   const caller = installEs12Caller(app, deps.config, deps.pki);
   startDeleter(app, deps.db, caller);

@@ -1,5 +1,5 @@
 /**
- * The SM-DS's CERT.DSauth (docs/smds.md#its-certificate): generated with the test PKI for both
+ * The SM-DS's CERT.DSauth (docs/smds.md#its-certificates): generated with the test PKI for both
  * curves, role ds-auth, its own OID, loaded into pki.smds; a folder without it (such as the SGP.26
  * set) still loads, with the SM-DS's ES11 off; a DSauth with the wrong role is refused.
  */
