@@ -81,6 +81,12 @@ t.test('spend limit, pending, approve and decline, and the callback in order', a
   const own = await api.ok('GET', `/family/groups/${g}/members/${kid.id}/purchases`, undefined, 200, kid.token);
   t.same(own.purchases.map((p: any) => p.status), ['active', 'pending'], 'the child sees its own');
 
+  // The console's group view shows it waiting, and each member's controls and spend.
+  const view = (await w.app.inject({ url: `/admin/family/groups/${g}` })).json();
+  t.match(view.purchasesPending, [{ id: pending, memberName: 'Kid', passId: 'roam-week', price: 800, currency: 'EUR', state: 'pending' }], 'the console: awaiting approval');
+  t.match(view.controls, { timeZone: 'UTC', emergencyNumbers: ['112', '911', '999', '000', '110', '119'], passes: { currency: 'EUR', offers: [{ id: 'data-1gb' }, { id: 'roam-week' }] } });
+  t.match(view.members.find((m: any) => m.name === 'Kid'), { controls: { spendLimit: 1000 }, spend: { limit: 1000, spent: 300, pending: 800 }, passes: [{ id: dataPass }], roaming: { data: { used: 0 } } });
+
   // Only the owner (or the operator) decides.
   t.equal((await api.call('POST', `/family/groups/${g}/purchases/${pending}/approve`, {}, kid.token)).status, 403, 'a child cannot approve');
   t.equal((await api.call('POST', `/family/groups/${g}/purchases/${pending}/approve`, {}, adam.token)).status, 403, 'nor can an adult');
