@@ -19,7 +19,7 @@ import { ApiError } from '../http/api-error.js';
 import { loadSchemas } from '../schemas.js';
 import { fromFamilyError, OdsaFailure, runOperation } from './odsa.js';
 import { listCompanions, publicCompanion } from './store.js';
-import { APP_ODSA_COMPANION, failure, normaliseParams, PROTOCOL_PARAMS, renderJson, renderXml, versCharacteristic, wantsJson, XML_TYPE, type Characteristic } from './ts43.js';
+import { APP_ODSA_COMPANION, failure, normaliseParams, PROTOCOL_PARAMS, renderJson, renderXml, tokenCharacteristic, versCharacteristic, wantsJson, XML_TYPE, type Characteristic } from './ts43.js';
 
 export interface EntitlementDeps {
   db: Database;
@@ -49,8 +49,8 @@ export async function entitlementRoutes(app: FastifyInstance, deps: EntitlementD
   const companionsSchema = schemas.get('companions');
   if (!schema || !companionsSchema) throw new Error('schemas entitlement/request and entitlement/companions missing');
 
-  const send = (req: FastifyRequest, reply: FastifyReply, appChar: Characteristic) => {
-    const tree = [versCharacteristic(), appChar];
+  const send = (req: FastifyRequest, reply: FastifyReply, token: string, appChar: Characteristic) => {
+    const tree = [versCharacteristic(), tokenCharacteristic(token), appChar];
     reply.header('cache-control', 'no-store');
     if (wantsJson(req.headers.accept)) return reply.code(200).type('application/json').send(renderJson(tree));
     return reply.code(200).type(`${XML_TYPE}; charset=utf-8`).send(renderXml(tree));
@@ -72,7 +72,7 @@ export async function entitlementRoutes(app: FastifyInstance, deps: EntitlementD
       const v = validation.validation[0]!;
       const name = failedParam(v);
       if (PROTOCOL_PARAMS.has(name) || !name) throw ApiError.fromValidation({ validation: validation.validation as never, validationContext: req.method === 'GET' ? 'query' : 'body' });
-      return send(req, reply, failure(102, `${name} ${v.keyword === 'required' ? 'is required' : (v.message ?? 'is invalid')}`));
+      return send(req, reply, token, failure(102, `${name} ${v.keyword === 'required' ? 'is required' : (v.message ?? 'is invalid')}`));
     }
     if (!params.app!.split(',').includes(APP_ODSA_COMPANION)) {
       throw ApiError.badRequest(`this entitlement server serves app ${APP_ODSA_COMPANION} (ODSA for companion devices) only; got ${params.app}`, { field: 'app' });
@@ -88,7 +88,7 @@ export async function entitlementRoutes(app: FastifyInstance, deps: EntitlementD
         answer = failure(f.result, f.message);
       } else throw err;
     }
-    return send(req, reply, answer);
+    return send(req, reply, token, answer);
   };
 
   // Not in the OpenAPI document: the answer is TS.43's XML document (docs/entitlement.md describes both forms).

@@ -102,6 +102,12 @@ export const characteristic = (type: string, parms: Array<[string, string | numb
 /** VERS: the configuration version and its validity in seconds (an ODSA answer is not cached: 0). */
 export const versCharacteristic = () => characteristic('VERS', [['version', 1], ['validity', 0]]);
 
+/**
+ * TOKEN: the token the client keeps for its next request. Here it is the member token the request
+ * was authenticated with (this server hands out no tokens of its own; docs/entitlement.md).
+ */
+export const tokenCharacteristic = (token: string) => characteristic('TOKEN', [['token', token]]);
+
 /** The APPLICATION characteristic of ap2006 with its OperationResult first. */
 export function application(result: number, parms: Array<[string, string | number]> = [], children: Characteristic[] = []): Characteristic {
   return characteristic('APPLICATION', [['AppID', APP_ODSA_COMPANION], ['OperationResult', result], ...parms], children);
@@ -144,11 +150,12 @@ function jsonOf(c: Characteristic): JsonNode {
   return o;
 }
 
-/** The same tree as JSON: `Vers`, then each APPLICATION under its AppID (`ap2006`). */
+/** The same tree as JSON: `Vers`, `Token`, then each APPLICATION under its AppID (`ap2006`). */
 export function renderJson(top: Characteristic[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const c of top) {
     if (c.type === 'VERS') out.Vers = jsonOf(c);
+    else if (c.type === 'TOKEN') out.Token = jsonOf(c);
     else if (c.type === 'APPLICATION') {
       const node = jsonOf(c);
       const id = String(node.AppID ?? APP_ODSA_COMPANION);
@@ -190,7 +197,7 @@ export function parseAnswer(body: string, json: boolean): Map<string, Record<str
       }
     };
     const doc = JSON.parse(body) as Record<string, unknown>;
-    for (const [k, v] of Object.entries(doc)) walk(k === 'Vers' ? 'VERS' : /^ap\d+$/.test(k) ? 'APPLICATION' : k, v);
+    for (const [k, v] of Object.entries(doc)) walk(k === 'Vers' ? 'VERS' : k === 'Token' ? 'TOKEN' : /^ap\d+$/.test(k) ? 'APPLICATION' : k, v);
     return out;
   }
   const stack: string[] = [];

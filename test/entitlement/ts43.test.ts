@@ -68,11 +68,12 @@ t.test('CheckEligibility: enabled with the services the member can have; disable
   t.match(yes.type, XML_TYPE, 'XML by default');
   t.match(yes.text, /<wap-provisioningdoc version="1.1">/);
   t.same(yes.sections.get('VERS'), { version: '1', validity: '0' });
+  t.same(yes.sections.get('TOKEN'), { token: kim.token }, 'the token to keep: the one it authenticated with');
   t.match(yes.app, { AppID: 'ap2006', OperationResult: '1', CompanionAppEligibility: '1', CompanionDeviceServices: 'SharedNumber,DiffNumber' });
 
   const json = await call({ token: kim.token, operation: 'CheckEligibility' }, { json: true });
   t.match(json.type, /application\/json/);
-  t.match(JSON.parse(json.text), { Vers: { version: '1' }, ap2006: { OperationResult: '1', CompanionAppEligibility: '1' } }, 'JSON when asked for');
+  t.match(JSON.parse(json.text), { Vers: { version: '1' }, Token: { token: kim.token }, ap2006: { OperationResult: '1', CompanionAppEligibility: '1' } }, 'JSON when asked for');
 
   const post = await call({ token: kim.token, operation: 'CheckEligibility' }, { post: true });
   t.match(post.app, { CompanionAppEligibility: '1' }, 'POST with a JSON body of the same parameters');
