@@ -4,8 +4,10 @@
  * certificate of an unknown CA, one that is not a CERT.DP.TLS, one whose SM-DP+ is not on the
  * allow-list, a requester the certificate does not name; accepted: this SM-DP+'s CERT.DP.TLS and
  * an allow-listed SM-DP+'s. The same listener still serves LPAs with no client certificate: the
- * full flow (confirmOrder with smdsAddress, discovery, download) over TLS on both curves. The
- * listener's CERT.DS.TLS for the SM-DS's own host name (SNI). The ES12 TLS settings' start-up errors.
+ * full flow (confirmOrder with smdsAddress, discovery, download) over TLS on both curves, and
+ * `mock-smdp sim discover --download`. An external SM-DS that trusts a partner CA
+ * (SMDS_ES12_CLIENT_CA) and an SM-DP+ presenting ES12_CLIENT_CERT/KEY. The listener's CERT.DS.TLS
+ * for the SM-DS's own host name (SNI). The ES12 TLS settings' start-up errors.
  */
 import t from 'tap';
 import https from 'node:https';
@@ -145,6 +147,86 @@ for (const curve of CURVE_NAMES) {
     t.pass('DeleteEvent over mutual TLS after the install');
   });
 }
+
+t.test('over TLS: mock-smdp sim discover --download (no client certificate) installs the event registered over mutual TLS', async (t) => {
+  const { simCommand } = await import('../../src/sim/cli.js');
+  const w = await getWorld();
+  const dir = mkdtempSync(join(tmpdir(), 'mock-smdp-discover-tls-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // --insecure as lpac: the test listener has no CERT.DS.TLS of the SM-DS's own name.
+  const base = ['--state', join(dir, 'card.json'), '--certs', w.pkiDir, '--url', w.url, '--insecure'];
+  const run = async (...args: string[]) => {
+    const out: string[] = [];
+    const [log, error] = [console.log, console.error];
+    console.log = (...a: unknown[]) => void out.push(a.join(' '));
+    console.error = () => {};
+    try {
+      return { code: await simCommand([...args, ...base]), out: out.join('\n') };
+    } finally {
+      [console.log, console.error] = [log, error];
+    }
+  };
+  const eid = JSON.parse((await run('eid', '--json')).out).eid as string;
+  const op = await addEs2Operator(w);
+  await op.stock(1);
+  const d = (await op.call('downloadOrder', { profileType: 'default', eid })).body;
+  t.equal((await op.call('confirmOrder', { iccid: d.iccid, smdsAddress: SMDS, releaseFlag: true })).status, 'Executed-Success');
+  const installed = await run('discover', '--smds', SMDS, '--download', '--json');
+  t.equal(installed.code, 0, installed.out);
+  t.match(JSON.parse(installed.out), { installed: [{ iccid: d.iccid }] });
+  t.equal((await w.profile(d.iccid))!.state, 'Installed');
+  await until(async () => (await listEvents(w.db, { eid })).length === 0);
+  t.pass('the event is gone');
+});
+
+t.test('an external SM-DS: ES12_CLIENT_CERT/KEY presented, accepted there under SMDS_ES12_CLIENT_CA, refused under an unknown CA', async (t) => {
+  const { buildApp } = await import('../../src/app.js');
+  const { openTestDb } = await import('../helpers/db.js');
+  const dir = await testPkiDir();
+  const pki = loadServerPki(dir);
+  // Two CAs of other parties; the external SM-DS trusts the first for ES12 client certificates.
+  const party = (cn: string) => {
+    const k = newKey('P-256');
+    return { key: k, cert: issueCertificate({ subject: [['CN', cn]], subjectKey: k, notAfter: new Date(Date.now() + 86_400_000), policies: [RSP_ROLE.ci], keyUsage: ['keyCertSign', 'cRLSign'], ca: {} }) };
+  };
+  const trusted = party('Partner CA');
+  const unknown = party('Unknown CA');
+  const smdsDb = await openTestDb(t);
+  const smdsConfig = { ...defaultConfig({}), smdpAddress: 'localhost:8443', certsDir: dir, tls: true, logLevel: 'silent' };
+  const smds = await buildApp({ config: smdsConfig, db: smdsDb, pki },
+    { logger: false, https: httpsServerOptions('sgp22', pki.tls!, { extraClientCas: [trusted.cert.toPem()] }) } as object);
+  await smds.listen({ host: '127.0.0.1', port: 0 });
+  t.teardown(() => smds.close());
+  const smdsAddress = `localhost:${(smds.server.address() as { port: number }).port}`;
+
+  const clientFiles = (issuer: { cert: Certificate; key: KeyObject }, name: string) => {
+    const key = newKey('P-256');
+    const cert = issueCertificate({
+      subject: [['CN', 'smdp.partner.example']], subjectKey: key, issuer, notAfter: new Date(Date.now() + 86_400_000),
+      policies: [RSP_ROLE.dpTls], policiesCritical: false, keyUsage: ['digitalSignature'], extKeyUsage: ['clientAuth'],
+      sanDnsNames: ['smdp.partner.example'], sanRegisteredIds: [pki.smdpOid],
+    });
+    writeFileSync(join(tmp, `${name}.pem`), cert.toPem() + issuer.cert.toPem());
+    writeFileSync(join(tmp, `${name}.key`), key.export({ format: 'pem', type: 'pkcs8' }));
+    return { es12ClientCert: join(tmp, `${name}.pem`), es12ClientKey: join(tmp, `${name}.key`) };
+  };
+  for (const [name, issuer, ok] of [['partner', trusted, true], ['stranger', unknown, false]] as const) {
+    const w = await startWorld(t, { config: clientFiles(issuer, name) });
+    const op = await addEs2Operator(w);
+    await op.stock(1);
+    const { card } = await newDevice(w);
+    const d = (await op.call('downloadOrder', { profileType: 'default', eid: card.eid })).body;
+    const c = await op.call('confirmOrder', { iccid: d.iccid, smdsAddress, releaseFlag: true });
+    if (ok) {
+      t.equal(c.status, 'Executed-Success', 'a client certificate under SMDS_ES12_CLIENT_CA: registered');
+      t.same((await listEvents(smdsDb, { eid: card.eid })).map((e) => e.eventId), [c.body.matchingId]);
+    } else {
+      t.equal(c.status, 'Failed 8.9/4.2', 'under an unknown CA: the SM-DS refuses');
+      t.match(c.message, /1\.1\/1\.1 .*not trusted/);
+      t.same(await listEvents(smdsDb, { eid: card.eid }), []);
+    }
+  }
+});
 
 t.test('CERT.DS.TLS is served for the SM-DS host name (SNI), CERT.DP.TLS otherwise', async (t) => {
   const dir = await testPkiDir();
