@@ -105,6 +105,17 @@ function checkMayManage(c: OdsaCall, rec: CompanionRow | undefined, terminalId: 
   return rec;
 }
 
+/**
+ * An active record whose line is gone (removed through the family API, which leaves line_id NULL)
+ * is a subscription that has ended: it is closed here, before a new subscription for its companion
+ * or EID, and answers undefined.
+ */
+async function stillActive(q: Queryable, rec: CompanionRow | undefined): Promise<CompanionRow | undefined> {
+  if (!rec || rec.line_id !== null) return rec;
+  await endCompanion(q, rec.id, 'unsubscribed');
+  return undefined;
+}
+
 // ---------------------------------------------------------------- download information
 
 function activationCodeOf(config: Config, p: ProfileRow): string | undefined {
@@ -141,7 +152,7 @@ async function checkEligibility(c: OdsaCall): Promise<Characteristic> {
   const terminal = c.params.companion_terminal_id;
   if (terminal) {
     const rec = await activeByTerminal(c.q, terminal);
-    if (rec && rec.group_id !== s.group.id) {
+    if (rec && rec.line_id !== null && rec.group_id !== s.group.id) {
       return application(OPERATION_RESULT.success, [['CompanionAppEligibility', ELIGIBILITY.incompatible], ['NotEnabledUserData', `companion ${terminal} is subscribed in another account`]]);
     }
   }
@@ -215,7 +226,7 @@ async function subscribe(c: OdsaCall): Promise<Characteristic> {
   const comp = companionParams(c);
   const s = await standing(c, true);
   if (!s.group.profile_type) throw generalError(`not eligible: ${s.reason}`);
-  const existing = await activeByTerminal(c.q, comp.terminalId, { lock: true });
+  const existing = await stillActive(c.q, await activeByTerminal(c.q, comp.terminalId, { lock: true }));
   if (existing) {
     // The same request again (a retry of the phone's app): the same download information.
     if (existing.group_id === s.group.id && existing.member_id === s.subject.id && existing.eid === comp.eid && existing.service === comp.service && existing.iccid) {
@@ -224,7 +235,7 @@ async function subscribe(c: OdsaCall): Promise<Characteristic> {
     }
     throw generalError(`companion ${comp.terminalId} is already subscribed${existing.group_id === s.group.id ? ` (EID ${existing.eid}, ${existing.service})` : ' in another account'}; unsubscribe or transfer it first`);
   }
-  if (await activeByEid(c.q, comp.eid)) throw generalError(`EID ${comp.eid} already carries an active companion subscription`);
+  if (await stillActive(c.q, await activeByEid(c.q, comp.eid))) throw generalError(`EID ${comp.eid} already carries an active companion subscription`);
   const { msisdn, primaryLineId } = numberFor(s, comp.service);
   return (await activate(c, s, comp, msisdn, primaryLineId)).answer;
 }
@@ -254,9 +265,9 @@ async function transfer(c: OdsaCall): Promise<Characteristic> {
   if (asked && asked !== old.service) throw invalidParameter(`a transfer keeps the service (${old.service}); unsubscribe and subscribe again to change it to ${asked}`);
   const comp = companionParams(c, old.service);
   if (comp.terminalId === old.terminal_id && comp.eid === old.eid) throw invalidParameter('the new companion is the old one (same companion_terminal_id and companion_terminal_eid)');
-  const other = await activeByTerminal(c.q, comp.terminalId);
+  const other = comp.terminalId === old.terminal_id ? old : await stillActive(c.q, await activeByTerminal(c.q, comp.terminalId));
   if (other && other.id !== old.id) throw generalError(`companion ${comp.terminalId} is already subscribed; unsubscribe it first`);
-  const onEid = await activeByEid(c.q, comp.eid);
+  const onEid = comp.eid === old.eid ? old : await stillActive(c.q, await activeByEid(c.q, comp.eid));
   if (onEid && onEid.id !== old.id) throw generalError(`EID ${comp.eid} already carries an active companion subscription`);
   if (!s0.group.profile_type) throw generalError(`not eligible: ${s0.reason}`);
 
@@ -276,7 +287,8 @@ async function acquireConfiguration(c: OdsaCall): Promise<Characteristic> {
   const confs: Characteristic[] = [];
   for (const r of recs) {
     const p = r.iccid ? await getProfile(c.q, r.iccid) : undefined;
-    const status = serviceStatus(p);
+    // A record whose line was removed (family API) is no service any more.
+    const status = r.line_id === null ? SERVICE_STATUS.deactivated : serviceStatus(p);
     confs.push(characteristic('CompanionConfiguration', [
       ['CompanionTerminalId', r.terminal_id],
       ['CompanionTerminalEid', r.eid],

@@ -324,3 +324,18 @@ t.test('the same companion subscribed at once from two families: one succeeds, t
     t.match(loser.app.GeneralErrorText, /already subscribed|meanwhile/);
   }
 });
+
+t.test('a companion line removed through the family API ends the subscription: the companion can subscribe again', async (t) => {
+  const { w, api } = await getWorld();
+  const call = ts43(w);
+  const { kim, g } = await family(w, api);
+  const watch = await newDevice(w);
+  const args = { token: kim.token, operation: 'ManageSubscription', operation_type: '0', companion_terminal_id: 'removed-watch', companion_terminal_eid: watch.card.eid, companion_terminal_service: 'SharedNumber' };
+  t.match((await call(args)).app, { OperationResult: '1' });
+  const [rec] = await w.db.query<{ id: string; line_id: string }>("SELECT id, line_id FROM companion_devices WHERE terminal_id = 'removed-watch'");
+  await api.ok('DELETE', `/family/groups/${g}/members/${kim.id}/lines/${rec!.line_id}`);
+  t.match((await call({ token: kim.token, operation: 'AcquireConfiguration', companion_terminal_id: 'removed-watch' })).sections.get('APPLICATION|CompanionConfigurations|CompanionConfiguration'), { ServiceStatus: '3' }, 'no service without its line');
+  const again = await call(args);
+  t.match(again.app, { OperationResult: '1', SubscriptionResult: '2' }, 'subscribed again');
+  t.match(await w.db.query("SELECT id, state FROM companion_devices WHERE terminal_id = 'removed-watch' ORDER BY created_at"), [{ id: rec!.id, state: 'unsubscribed' }, { state: 'active' }]);
+});
