@@ -57,7 +57,7 @@ export async function entitlementRoutes(app: FastifyInstance, deps: EntitlementD
   };
 
   const handler = async (req: FastifyRequest, reply: FastifyReply) => {
-    const raw = (req.method === 'GET' ? req.query : req.body) as Record<string, unknown> | undefined;
+    const raw = (req.method === 'POST' ? req.body : req.query) as Record<string, unknown> | undefined;
     const isObject = raw !== null && typeof raw === 'object' && !Array.isArray(raw);
     const params = normaliseParams(isObject ? raw : {});
 
@@ -71,7 +71,7 @@ export async function entitlementRoutes(app: FastifyInstance, deps: EntitlementD
     if (validation?.validation?.length) {
       const v = validation.validation[0]!;
       const name = failedParam(v);
-      if (PROTOCOL_PARAMS.has(name) || !name) throw ApiError.fromValidation({ validation: validation.validation as never, validationContext: req.method === 'GET' ? 'query' : 'body' });
+      if (PROTOCOL_PARAMS.has(name) || !name) throw ApiError.fromValidation({ validation: validation.validation as never, validationContext: req.method === 'POST' ? 'body' : 'query' });
       return send(req, reply, token, failure(102, `${name} ${v.keyword === 'required' ? 'is required' : (v.message ?? 'is invalid')}`));
     }
     if (!params.app!.split(',').includes(APP_ODSA_COMPANION)) {

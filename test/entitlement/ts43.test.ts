@@ -80,6 +80,8 @@ t.test('CheckEligibility: enabled with the services the member can have; disable
   const numeric = await w.http.post('/ts43', { app: 'ap2006', vers: 0, terminal_id: '356938035643809', token: kim.token, operation: 'ManageSubscription', operation_type: 7 }, { accept: XML_TYPE });
   t.match(parseAnswer(numeric.text, false).get('APPLICATION'), { OperationResult: '102', GeneralErrorText: /operation_type 7/ }, 'numbers in a POST body are read as their text');
 
+  const head = await w.app.inject({ method: 'HEAD', url: `/ts43?${new URLSearchParams({ app: 'ap2006', vers: '0', terminal_id: '1', token: kim.token, operation: 'CheckEligibility' })}` });
+  t.equal(head.statusCode, 200, 'HEAD reads the query as GET does');
   const bearer = await call({ operation: 'CheckEligibility' }, { headers: { authorization: `Bearer ${kim.token}` } });
   t.match(bearer.app, { CompanionAppEligibility: '1' }, 'the token as Authorization: Bearer');
 
