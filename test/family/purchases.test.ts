@@ -151,3 +151,41 @@ t.test('spend limit, pending, approve and decline, and the callback in order', a
   t.same(heard.map((b) => `${b.type}:${b.detail.pass}:${b.detail.memberName}`), story, 'the operator heard every purchase step, in order');
   t.same(heard.map((b) => b.eventId), log.map((e: any) => e.id), 'the same events as the log');
 });
+
+t.test('concurrent purchases and roaming events never overspend the limit, the allowance or a pass', async (t) => {
+  const w = await startWorld(t);
+  const api = await familyOperator(w);
+  const fam = await createFamily(api, {
+    plan: { dataMb: 1000, billingCycleDay: Math.min(new Date().getUTCDate(), 28) },
+    members: [
+      { name: 'Olga', role: 'owner', lines: [{ device: 'phone' }] },
+      { name: 'Kid', role: 'child', lines: [{ device: 'phone' }, { device: 'watch' }] },
+    ],
+  });
+  const g = fam.groupId;
+  const kid = fam.byName.Kid!;
+  await api.ok('PUT', `/family/groups/${g}/passes`, { passes: [{ id: 'roam', name: 'Roam', kind: 'roaming', dataMb: 100, validityHours: 24, price: 300 }] });
+  await api.ok('PUT', `/family/groups/${g}/members/${kid.id}/controls`, { spendLimit: 1000 });
+  await api.ok('PUT', `/family/groups/${g}/roaming`, { homeCountry: 'SE', dataMb: 250 });
+
+  const N = 8;
+  const bought = await Promise.all(Array.from({ length: N }, () => api.ok('POST', `/family/groups/${g}/members/${kid.id}/purchases`, { pass: 'roam' }, 201, kid.token)));
+  t.equal(bought.filter((b) => b.purchase.status === 'active').length, 3, '3 × 300 fit in 1000: three active');
+  t.equal(bought.filter((b) => b.purchase.status === 'pending').length, N - 3, 'the rest wait');
+  const s = await api.ok('GET', `/family/groups/${g}/members/${kid.id}/usage`);
+  t.match(s.members[0].spend, { limit: 1000, spent: 900, pending: (N - 3) * 300 });
+
+  // 3 passes of 100 MB and a pool of 250 MB: 55 events of 10 MB, 550 MB of room.
+  const lines = kid.lines.map((l) => l.id);
+  const used = await Promise.all(Array.from({ length: 60 }, (_, i) =>
+    api.ok('POST', `/family/groups/${g}/lines/${lines[i % 2]}/usage`, { kind: 'data', amount: 10, visitedCountry: 'NO' })));
+  const by = (rule: string, decision = 'allowed') => used.filter((u) => u.rule === rule && u.decision === decision).length;
+  t.equal(by('roaming-pass'), 30, 'the passes carry 300 MB');
+  t.equal(by('roaming-allowance'), 25, 'the pooled allowance 250 MB');
+  t.equal(by('roaming-allowance', 'blocked'), 5, 'then blocked');
+  const after = await api.ok('GET', `/family/groups/${g}/usage`);
+  t.match(after.pool.roaming.data, { limit: 250, used: 250, remaining: 0 });
+  t.equal(after.pool.data.used, 0, 'nothing from the home pool');
+  const mine = await api.ok('GET', `/family/groups/${g}/members/${kid.id}/purchases`);
+  t.same(mine.purchases.filter((p: any) => p.status === 'active').map((p: any) => p.used.dataMb), [100, 100, 100], 'each pass used exactly up to its allowance');
+});
