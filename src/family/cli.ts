@@ -8,10 +8,13 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import type { HttpClient } from '../http/client.js';
 
-const FAMILY_USAGE = `  mock-smdp family demo [--type T] [--callback URL] [--key OPERATOR_KEY] [--json]
+const FAMILY_USAGE = `  mock-smdp family demo [--type T] [--callback URL] [--key OPERATOR_KEY] [--json] [--controls]
                                   creates an operator (unless --key), 4 profiles of stock, a group (20 GB pool,
                                   5 GB hotspot), Alex (owner: phone + watch), Sam (adult: phone), Kim (child,
-                                  2 GB: phone), issues the four profiles and prints their activation codes
+                                  2 GB: phone), issues the four profiles and prints their activation codes;
+                                  --controls also sets the controls: time zone Europe/London, home GB with 1 GB
+                                  of roaming, two passes on sale, Kim's school and night windows, Alex as her
+                                  trusted number and a spend limit of 5.00 EUR
   mock-smdp family usage GROUP LINE --kind data|voice|sms --amount N [--hotspot] [--to NUMBER] [--country CC]
                                   --to: the number called or texted; --country: the visited country (ISO alpha-2)
   mock-smdp family summary|clock GROUP      (JSON)
@@ -47,7 +50,7 @@ export async function familyCommand(argv: string[], client: HttpClient, adminHea
         'no-windows': { type: 'boolean' }, trusted: { type: 'string' }, 'spend-limit': { type: 'string' }, 'roaming-data': { type: 'string' },
         home: { type: 'string' }, data: { type: 'string' }, voice: { type: 'string' }, sms: { type: 'string' }, throttle: { type: 'boolean' },
         currency: { type: 'string' }, pass: { type: 'string', multiple: true }, pending: { type: 'boolean' }, note: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
+        help: { type: 'boolean', short: 'h' }, controls: { type: 'boolean' },
       },
     });
   } catch (err) {
@@ -100,12 +103,33 @@ export async function familyCommand(argv: string[], client: HttpClient, adminHea
           }
           out.members.push(member);
         }
+        if (values.controls) {
+          const kim = out.members.find((m: any) => m.name === 'Kim');
+          await call('PUT', `/family/groups/${g.id}/time-zone`, { timeZone: 'Europe/London' });
+          await call('PUT', `/family/groups/${g.id}/roaming`, { homeCountry: 'GB', dataMb: 1024, voiceMin: 100, sms: 100, atAllowance: 'block' });
+          await call('PUT', `/family/groups/${g.id}/passes`, {
+            currency: 'EUR',
+            passes: [
+              { id: 'roam-day', name: 'Roaming day pass', kind: 'roaming', dataMb: 500, voiceMin: 30, sms: 30, validityHours: 24, price: 500 },
+              { id: 'data-1gb', name: 'Extra 1 GB', kind: 'data', dataMb: 1024, validityHours: 720, price: 300 },
+            ],
+          });
+          out.controls = await call('PUT', `/family/groups/${g.id}/members/${kim.id}/controls`, {
+            timeWindows: [
+              { name: 'school', blocks: ['data', 'voice', 'sms'], days: ['mon', 'tue', 'wed', 'thu', 'fri'], from: '08:30', to: '15:00' },
+              { name: 'night', blocks: ['data'], days: ['sun', 'mon', 'tue', 'wed', 'thu'], from: '21:00', to: '07:00' },
+            ],
+            trustedNumbers: ['447700900001'],
+            spendLimit: 500,
+          });
+        }
         if (values.json) {
           print(out);
           return 0;
         }
         if (operatorId) console.log(`operator ${operatorId} created; API key (shown once): ${key}\n  export MOCK_SMDP_OPERATOR_KEY=${key}`);
         console.log(`group ${g.id}`);
+        if (out.controls) console.log(`controls set: Kim has school and night windows, trusted 447700900001, spend limit 500 (EUR cents); passes roam-day, data-1gb`);
         for (const m of out.members) {
           console.log(`${m.name} (${m.role}) ${m.id}  token ${m.token}`);
           for (const l of m.lines) {

@@ -108,3 +108,15 @@ t.test('family controls, time-zone, roaming, passes, buy, purchases, approve and
   t.match(await ok(['decline', g, second, ...key]), new RegExp(`^${second} declined \\(by operator:`));
   t.equal((await run(['buy', g, kim.id], w.http)).code, 2, 'buy needs the pass');
 });
+
+t.test('family demo --controls sets the controls for QA', async (t) => {
+  const w = await startWorld(t);
+  delete process.env.MOCK_SMDP_OPERATOR_KEY;
+  const r = await run(['demo', '--controls', '--json'], w.http);
+  t.equal(r.code, 0, r.err);
+  const d = JSON.parse(r.out);
+  t.same(d.controls.controls.timeWindows.map((x: any) => x.name), ['school', 'night']);
+  const c = JSON.parse((await run(['controls', d.groupId, '--key', d.operatorKey], w.http)).out);
+  t.match(c, { timeZone: 'Europe/London', roaming: { homeCountry: 'GB', dataMb: 1024 }, passes: { currency: 'EUR', passes: [{ id: 'roam-day' }, { id: 'data-1gb' }] } });
+  t.match(c.members.find((m: any) => m.name === 'Kim').controls, { trustedNumbers: ['447700900001'], spendLimit: 500 });
+});
