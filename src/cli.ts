@@ -622,8 +622,8 @@ operator
 // ---- sim and family: their own parsers (src/sim/cli.ts, src/family/cli.ts), listed here for help
 
 const PASSTHROUGH = {
-  sim: 'a software device (LPA + virtual eUICC): download, notifications, profiles, enable|disable|delete, eid, apdu-stdio (mock-smdp sim --help)',
-  family: 'family plans through the API: demo, usage, summary, events, clock, advance, rollover (mock-smdp family --help)',
+  sim: 'a software device (LPA + virtual eUICC): download, notifications, profiles, enable|disable|delete, eid, apdu-stdio, discover, companion (mock-smdp sim --help)',
+  family: 'family plans through the API: demo, usage, summary, events, clock, advance, rollover, controls, roaming, passes, buy, approve (mock-smdp family --help)',
 } as const;
 for (const [name, description] of Object.entries(PASSTHROUGH)) {
   program.command(name).description(description).helpOption(false).allowUnknownOption().allowExcessArguments().argument('[args...]');

@@ -56,6 +56,9 @@ async function resetState(q: Queryable, opts: { all?: boolean } = {}): Promise<R
     await q.query('DELETE FROM family_cycles');
     await q.query('DELETE FROM family_clock');
     await q.query('DELETE FROM family_line_profiles');
+    // Add-on purchases (docs/family.md) and companion devices (docs/entitlement.md) go with their group.
+    deleted.familyPurchases = await count(q, 'DELETE FROM family_purchases');
+    deleted.companionDevices = await count(q, 'DELETE FROM companion_devices');
     deleted.familyLines = await count(q, 'DELETE FROM family_lines');
     deleted.familyMembers = await count(q, 'DELETE FROM family_members');
     deleted.familyGroups = await count(q, 'DELETE FROM family_groups');
