@@ -121,6 +121,7 @@ t.test('a representative call of every route answers a documented status and sch
   let es2Iccid = '';
   let faultId = '';
   let caught = '';
+  let purchase = '';
   const m = `/family/groups/${gid}/members/${kid.id}`;
   const l = `${m}/lines/${line.id}`;
 
@@ -197,6 +198,24 @@ t.test('a representative call of every route answers a documented status and sch
     ['POST /admin/smds/clients', () => ({ method: 'POST', url: '/admin/smds/clients', headers: admin, payload: { requester: 'smdp.other.example' } })],
     ['GET /admin/family/groups', () => ({ method: 'GET', url: '/admin/family/groups', headers: admin })],
     ['GET /admin/family/groups/{gid}', () => ({ method: 'GET', url: `/admin/family/groups/${gid}`, headers: admin })],
+    ['PUT /family/groups/{gid}/time-zone', () => ({ method: 'PUT', url: `/family/groups/${gid}/time-zone`, headers: ownerToken, payload: { timeZone: 'Europe/London' } })],
+    ['PUT /family/groups/{gid}/emergency-numbers', () => ({ method: 'PUT', url: `/family/groups/${gid}/emergency-numbers`, headers: opKey, payload: { numbers: ['112', '999'] } })],
+    ['PUT /family/groups/{gid}/roaming', () => ({ method: 'PUT', url: `/family/groups/${gid}/roaming`, headers: opKey, payload: { homeCountry: 'GB', dataMb: 500, atAllowance: 'block' } })],
+    ['PUT /family/groups/{gid}/passes', () => ({ method: 'PUT', url: `/family/groups/${gid}/passes`, headers: opKey, payload: { currency: 'EUR', passes: [{ id: 'roam-day', name: 'Day pass', kind: 'roaming', dataMb: 500, validityHours: 24, price: 500 }] } })],
+    ['GET /family/groups/{gid}/passes', () => ({ method: 'GET', url: `/family/groups/${gid}/passes`, headers: kidToken })],
+    ['PUT /family/groups/{gid}/members/{mid}/controls', () => ({ method: 'PUT', url: `${m}/controls`, headers: ownerToken, payload: { timeWindows: [{ name: 'school', blocks: ['data'], days: ['mon'], from: '08:00', to: '15:00' }], spendLimit: 100 } })],
+    ['PUT /family/groups/{gid}/members/{mid}/trusted-numbers', () => ({ method: 'PUT', url: `${m}/trusted-numbers`, headers: ownerToken, payload: { numbers: ['447700900001'] } })],
+    ['GET /family/groups/{gid}/members/{mid}/controls', () => ({ method: 'GET', url: `${m}/controls`, headers: kidToken })],
+    ['GET /family/groups/{gid}/controls', () => ({ method: 'GET', url: `/family/groups/${gid}/controls`, headers: ownerToken })],
+    ['POST /family/groups/{gid}/members/{mid}/purchases', () => ({ method: 'POST', url: `${m}/purchases`, headers: kidToken, payload: { pass: 'roam-day' } }), (r) => { purchase = r.json().purchase.id; }],
+    ['GET /family/groups/{gid}/members/{mid}/purchases', () => ({ method: 'GET', url: `${m}/purchases`, headers: kidToken })],
+    ['GET /family/groups/{gid}/purchases', () => ({ method: 'GET', url: `/family/groups/${gid}/purchases?status=pending`, headers: ownerToken })],
+    ['POST /family/groups/{gid}/purchases/{pid}/approve', () => ({ method: 'POST', url: `/family/groups/${gid}/purchases/${purchase}/approve`, headers: ownerToken, payload: { note: 'ok' } })],
+    ['POST /family/groups/{gid}/purchases/{pid}/decline', async () => {
+      const r = await call({ method: 'POST', url: `${m}/purchases`, headers: kidToken, payload: { pass: 'roam-day' } });
+      return { method: 'POST', url: `/family/groups/${gid}/purchases/${json(r).purchase.id}/decline`, headers: ownerToken };
+    }],
+    ['GET /admin/smds/orders/{iccid}', () => ({ method: 'GET', url: `/admin/smds/orders/${order.iccid}`, headers: admin })],
     ['DELETE /family/groups/{gid}/members/{mid}/lines/{lid}', () => ({ method: 'DELETE', url: `${m}/lines/${spare.id}`, headers: opKey })],
     ['DELETE /family/groups/{gid}/members/{mid}', () => ({ method: 'DELETE', url: m, headers: opKey })],
     ['DELETE /family/groups/{gid}', () => ({ method: 'DELETE', url: `/family/groups/${gid}`, headers: opKey })],
