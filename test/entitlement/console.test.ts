@@ -46,6 +46,12 @@ if (process.env.MOCK_SMDP_SKIP_BROWSER === '1') {
       return { title: card.querySelector('h2')?.textContent, rows, empty: card.querySelector('p.message')?.textContent ?? null };
     }, { id: gid, module: '/console/companions.js' });
 
+    // The family tab shows the card in the group's detail.
+    await page.locator('#groups li', { hasText: 'Test family' }).first().click();
+    const inTab = page.locator('#group-detail .card.companions');
+    await inTab.waitFor({ timeout: 10_000 });
+    t.match(await inTab.locator('h2').textContent(), /Companion devices \(1 active\)/, "the family tab: the group's companions");
+
     const shown = await read(fam.groupId);
     t.match(shown.title, /Companion devices \(1 active\)/);
     t.equal(shown.rows.length, 1);

@@ -4,6 +4,7 @@
 // roaming usage, spend and passes, and the purchases awaiting the owner's approval.
 import { $, h, clear, badge, when, safe } from './dom.js';
 import { get } from './api.js';
+import { appendCompanions } from './companions.js';
 
 let groups = [];
 let openId;
@@ -131,6 +132,8 @@ async function openGroup(id) {
       h('ul', { class: 'timeline' }, g.events.map((e) => h('li', { class: 'event' }, h('span', { class: 'when' }, when(e.at)), h('b', {}, e.type),
         e.detail ? h('span', { class: 'detail' }, Object.entries(e.detail).filter(([, v]) => v !== null && typeof v !== 'object').map(([k, v]) => `${k}: ${v}`).join(' · ')) : null)))),
   );
+  // The group's companion devices (TS.43, docs/entitlement.md), in a card of their own.
+  await appendCompanions(el, id);
 }
 
 export function onLive(event, data, visible) {
