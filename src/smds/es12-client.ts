@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
-import tls from 'node:tls';
+import tls, { type TLSSocket } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import { addressHost, smdsAddressOf, type Config } from '../config.js';
 import { FunctionFailed, SC, type StatusCode } from '../errors.js';
@@ -39,6 +39,18 @@ export function es12CallerFor(config: Config): Es12Caller | undefined {
 interface Es12Target {
   base: URL;
   agent: http.Agent;
+  /** The only server certificates accepted (this server's own socket), checked on each new connection. */
+  pinned?: Buffer[];
+}
+
+/** Ends a TLS connection whose server certificate is not one of `pinned`. */
+function pin(socket: TLSSocket, pinned: Buffer[]): void {
+  const check = () => {
+    const raw = socket.getPeerCertificate()?.raw;
+    if (!raw || !pinned.some((p) => p.equals(raw))) socket.destroy(new Error("the built-in SM-DS's address answered with a TLS certificate that is not this server's"));
+  };
+  if (socket.getPeerCertificate?.()?.raw) check();
+  else socket.once('secureConnect', check);
 }
 
 /** Sets up the app's ES12 caller (src/smds/routes.ts); closed with the app. */
@@ -62,15 +74,15 @@ export function installEs12Caller(app: FastifyInstance, config: Config, pki: Ser
       if (!a || typeof a === 'string') throw new FunctionFailed(SC.smdsInaccessible, 'the built-in SM-DS is not listening yet');
       const host = a.family === 'IPv6' ? (a.address === '::' ? '[::1]' : `[${a.address}]`) : (a.address === '0.0.0.0' ? '127.0.0.1' : a.address);
       // The SM-DS's host name as SNI: the listener then presents CERT.DS.TLS when it has its own name.
+      // Our own socket presents one of our own TLS certificates: those bytes are checked (`pinned`)
+      // instead of a chain, so an expired one (the SGP.26 set's CERT.DP.TLS) does not stop us.
       const servername = addressHost(smdsAddressOf(config));
-      // Our own socket: CERT.DS.TLS for that name, or CERT.DP.TLS when the listener has no DS TLS of its own name.
-      const ownIdentity = (cert: tls.PeerCertificate) =>
-        tls.checkServerIdentity(servername, cert) && tls.checkServerIdentity(addressHost(config.smdpAddress), cert);
       c = {
         base: new URL(`${config.tls ? 'https' : 'http'}://${host}:${a.port}`),
         agent: config.tls
-          ? new https.Agent({ keepAlive: true, ca: cis, servername, checkServerIdentity: (_h, cert) => ownIdentity(cert), ...clientCert })
+          ? new https.Agent({ keepAlive: true, servername, rejectUnauthorized: false, ...clientCert })
           : new http.Agent({ keepAlive: true }),
+        ...(config.tls ? { pinned: [pki.tls?.cert.raw, pki.dsTls?.cert.raw].filter((x): x is Buffer => !!x) } : {}),
       };
     } else {
       c = { base: new URL(`https://${address}`), agent: new https.Agent({ keepAlive: true, ca: [...tls.rootCertificates, ...cis, ...smdsCas], ...clientCert }) };
@@ -87,6 +99,11 @@ export function installEs12Caller(app: FastifyInstance, config: Config, pki: Ser
       method: 'POST', agent: target.agent, timeout: 10_000,
       headers: { 'content-type': 'application/json', 'content-length': String(payload.length), ...headers },
     }, (res) => {
+      if (target.pinned) {
+        // Checked at secureConnect (pin), and again here: no answer is taken from another certificate.
+        const raw = (res.socket as TLSSocket).getPeerCertificate?.()?.raw;
+        if (!raw || !target.pinned.some((p) => p.equals(raw))) { res.destroy(); reject(new Error('unexpected TLS certificate')); return; }
+      }
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
@@ -97,6 +114,7 @@ export function installEs12Caller(app: FastifyInstance, config: Config, pki: Ser
         resolve({ status: res.statusCode ?? 0, json });
       });
     });
+    if (target.pinned) req.on('socket', (socket) => pin(socket as TLSSocket, target.pinned!));
     req.on('timeout', () => req.destroy(new Error('timed out')));
     req.on('error', reject);
     req.end(payload);

@@ -29,6 +29,7 @@ import { listEvents } from '../../src/smds/store.js';
 import { httpsServerOptions } from '../../src/tls-profile.js';
 import { addEs2Operator, statusOf } from '../helpers/es2plus.js';
 import { newDevice, until } from '../helpers/operator.js';
+import { needs, SGP26 } from '../helpers/shared-data.js';
 import { startWorld, testPkiDir, type World } from '../helpers/world.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'mock-smdp-es12-tls-'));
@@ -226,6 +227,31 @@ t.test('an external SM-DS: ES12_CLIENT_CERT/KEY presented, accepted there under 
       t.same(await listEvents(smdsDb, { eid: card.eid }), []);
     }
   }
+});
+
+t.test('the SGP.26 folder over TLS: its expired CERT.DP.TLS still carries the server\'s own ES12 calls, both ways', { skip: needs(SGP26) }, async (t) => {
+  const w = await startWorld(t, { pkiDir: SGP26.dir, smdpAddress: 'testsmdpplus1.example.com', tls: true });
+  t.equal(w.pki.dsTls, undefined, 'no CERT.DS.TLS in the SGP.26 set');
+  t.ok(w.pki.tls!.cert.notAfter < new Date(), 'its CERT.DP.TLS has expired');
+  const op = await addEs2Operator(w);
+  await op.stock(1);
+  // ES2+ by inject: the test's own HTTPS client refuses the expired certificate; the server's ES12 calls go over its socket.
+  const call = async (fn: string, body: Record<string, unknown>) => {
+    const r = await w.app.inject({
+      method: 'POST', url: `/gsma/rsp2/es2plus/${fn}`,
+      headers: { 'x-api-key': op.apiKey, 'x-admin-protocol': 'gsma/rsp/v2.5.0' },
+      payload: { header: { functionRequesterIdentifier: op.id, functionCallIdentifier: randomUUID() }, ...body },
+    });
+    return { status: statusOf(r.json()), body: r.json(), message: r.json().header?.functionExecutionStatus?.statusCodeData?.message as string | undefined };
+  };
+  const eid = '89049032123451234512345678901235';
+  const d = (await call('downloadOrder', { profileType: 'default', eid })).body;
+  const c = await call('confirmOrder', { iccid: d.iccid, smdsAddress: w.config.smdpAddress, releaseFlag: true });
+  t.equal(c.status, 'Executed-Success', c.message ?? 'RegisterEvent on the own socket');
+  t.same((await listEvents(w.db, { eid })).map((e) => e.eventId), [c.body.matchingId]);
+  t.equal((await call('cancelOrder', { iccid: d.iccid, finalProfileStatusIndicator: 'Available' })).status, 'Executed-Success');
+  await until(async () => (await listEvents(w.db, { eid })).length === 0);
+  t.pass('DeleteEvent too');
 });
 
 t.test('CERT.DS.TLS is served for the SM-DS host name (SNI), CERT.DP.TLS otherwise', async (t) => {
