@@ -12,6 +12,7 @@
  */
 import type { Config } from '../config.js';
 import type { Queryable } from '../db/db.js';
+import { GROUP_EVENT, recordGroupEvent } from '../family/events.js';
 import { issueProfile } from '../family/issue.js';
 import { createLine, deleteLine, FamilyError, getGroup, getLine, getMember, listLines, type GroupRow, type LineRow, type MemberRow } from '../family/store.js';
 import { getProfile, type ProfileRow } from '../orders/store.js';
@@ -176,8 +177,11 @@ function companionParams(c: OdsaCall, service?: CompanionService): Companion {
   return { terminalId, eid, service: s };
 }
 
-/** Creates the companion's line, issues its profile and records it; answers the download information. */
-async function activate(c: OdsaCall, s: Standing, comp: Companion, msisdn: string | null, primaryLineId: string | null): Promise<{ rec: CompanionRow; answer: Characteristic }> {
+/**
+ * Creates the companion's line, issues its profile and records it, with the group event (subscribed,
+ * or transferred from `from`); answers the download information.
+ */
+async function activate(c: OdsaCall, s: Standing, comp: Companion, msisdn: string | null, primaryLineId: string | null, from?: CompanionRow): Promise<{ rec: CompanionRow; answer: Characteristic }> {
   const line = await createLine(c.q, s.group, s.subject, {
     name: c.params.companion_terminal_friendly_name || `companion ${comp.terminalId}`,
     device: /tablet|\btab\b|pad/i.test(c.params.companion_terminal_model ?? '') ? 'tablet' : 'watch',
@@ -209,6 +213,10 @@ async function activate(c: OdsaCall, s: Standing, comp: Companion, msisdn: strin
     if ((err as { code?: string }).code === '23505') throw generalError(`companion ${comp.terminalId} or EID ${comp.eid} was subscribed meanwhile`);
     throw err;
   }
+  await recordGroupEvent(c.q, s.group.id, from ? GROUP_EVENT.companionTransferred : GROUP_EVENT.companionSubscribed, {
+    member: s.subject.id, companion: comp.terminalId, eid: comp.eid, service: comp.service, line: line.id, iccid: issued.iccid, msisdn,
+    ...(from ? { from: from.terminal_id, fromEid: from.eid } : {}),
+  });
   return {
     rec,
     answer: application(OPERATION_RESULT.success, [['SubscriptionResult', SUBSCRIPTION_RESULT.downloadProfile]], [downloadInfo(c.config, issued.iccid, issued.activationCode)]),
@@ -253,6 +261,7 @@ async function unsubscribe(c: OdsaCall): Promise<Characteristic> {
   const rec = checkMayManage(c, await activeByTerminal(c.q, terminal, { lock: true }), terminal, 'companion_terminal_id');
   await releaseLine(c, rec);
   await endCompanion(c.q, rec.id, 'unsubscribed');
+  await recordGroupEvent(c.q, rec.group_id, GROUP_EVENT.companionUnsubscribed, { member: rec.member_id, companion: rec.terminal_id, eid: rec.eid, service: rec.service });
   return application(OPERATION_RESULT.success, [['SubscriptionResult', SUBSCRIPTION_RESULT.done]]);
 }
 
@@ -275,7 +284,7 @@ async function transfer(c: OdsaCall): Promise<Characteristic> {
   await endCompanion(c.q, old.id, 'transferred');
   const subject = old.member_id === s0.subject.id ? s0.subject : (await getMember(c.q, s0.group.id, old.member_id))!;
   const s = { ...s0, subject, lines: await listLines(c.q, { groupId: s0.group.id }) };
-  const { rec, answer } = await activate(c, s, comp, old.msisdn, old.primary_line_id);
+  const { rec, answer } = await activate(c, s, comp, old.msisdn, old.primary_line_id, old);
   await c.q.query('UPDATE companion_devices SET transferred_to = $2 WHERE id = $1', [old.id, rec.id]);
   return answer;
 }

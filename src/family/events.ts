@@ -50,6 +50,10 @@ export const GROUP_EVENT = {
   purchaseApproved: 'purchase-approved',
   purchaseDeclined: 'purchase-declined',
   purchaseActivated: 'purchase-activated',
+  // Companion devices through the TS.43 entitlement endpoint (docs/entitlement.md).
+  companionSubscribed: 'companion-subscribed',
+  companionUnsubscribed: 'companion-unsubscribed',
+  companionTransferred: 'companion-transferred',
 } as const;
 
 export type GroupEventType = (typeof GROUP_EVENT)[keyof typeof GROUP_EVENT];

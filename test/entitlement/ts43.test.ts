@@ -157,6 +157,12 @@ t.test('subscribe SharedNumber: line on the phone number, profile linked to the 
   t.same(await w.db.query('SELECT id FROM family_lines WHERE id = $1', [lines[0]!.id]), [], 'line removed');
   t.match((await w.db.query('SELECT state, ended_at FROM companion_devices WHERE terminal_id = $1', ['kim-watch']))[0], { state: 'unsubscribed', ended_at: Date });
   t.match(await w.db.query('SELECT released_at, reason FROM family_line_profiles WHERE iccid = $1', [iccid]), [{ released_at: Date, reason: 'line-removed' }]);
+  const companionEvents = async (gid: string) => (await w.db.query<{ type: string; detail: Record<string, unknown> }>(
+    `SELECT type, detail FROM group_events WHERE group_id = $1 AND type LIKE 'companion-%' ORDER BY id`, [gid]));
+  t.match(await companionEvents(g), [
+    { type: 'companion-subscribed', detail: { member: kim.id, companion: 'kim-watch', eid: watch.card.eid, service: 'SharedNumber', iccid } },
+    { type: 'companion-unsubscribed', detail: { companion: 'kim-watch', eid: watch.card.eid } },
+  ], "the group's events (and the operator's callback) name the companion");
   const twice = await call({ token: kim.token, operation: 'ManageSubscription', operation_type: '1', companion_terminal_id: 'kim-watch' });
   t.match(twice.app, { OperationResult: '102', GeneralErrorText: /not an active companion/ });
   t.match((await call({ token: kim.token, operation: 'AcquireConfiguration' })).sections.get('APPLICATION|CompanionConfigurations'), undefined, 'no configuration left');
@@ -209,6 +215,8 @@ t.test('transfer: the subscription moves to a new watch (same number), the old o
   t.match(err, { code: 'es9Failed' }, "the old watch's activation code no longer downloads");
   const recs = await w.db.query<{ id: string; terminal_id: string; state: string; transferred_to: string | null; msisdn: string; eid: string }>('SELECT * FROM companion_devices WHERE member_id = $1 ORDER BY created_at', [kim.id]);
   t.match(recs, [{ terminal_id: 'old-watch', state: 'transferred', transferred_to: recs[1]!.id }, { terminal_id: 'new-watch', state: 'active', msisdn: NUMBERS[0], eid: newWatch.card.eid }]);
+  const moved = await w.db.query<{ type: string; detail: Record<string, unknown> }>(`SELECT type, detail FROM group_events WHERE type LIKE 'companion-%' AND detail->>'companion' = 'new-watch'`);
+  t.match(moved, [{ type: 'companion-transferred', detail: { companion: 'new-watch', eid: newWatch.card.eid, from: 'old-watch', fromEid: oldWatch.card.eid } }], 'a transfer is its own event');
 
   const dl = await newWatch.lpa.download(decodeAc(info.ProfileActivationCode!));
   t.equal((await w.profile(dl.iccid))!.state, 'Installed');

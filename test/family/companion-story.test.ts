@@ -106,7 +106,7 @@ t.test("a child's watch, school hours, a trip abroad and a purchase approved", a
   t.same(ours.map((b) => String(b.eventId)), log.map((e) => String(e.id)).sort((a, b) => Number(a) - Number(b)), 'the same events as the log, in order');
   const types = ours.map((b) => b.type);
   t.same(types.slice(types.indexOf('controls-set') + 1), [
-    'line-added', 'profile-issued', 'profile-downloaded', 'profile-installed', // the watch
+    'line-added', 'profile-issued', 'companion-subscribed', 'profile-downloaded', 'profile-installed', // the watch
     'roaming-allowance-reached', 'purchase-requested', 'purchase-activated', // Adam abroad
     'purchase-requested', 'purchase-approved', 'purchase-activated', // Kim's pass
   ], 'after the settings: the watch, the trip, the purchase, in order');
