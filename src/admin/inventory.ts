@@ -8,11 +8,10 @@ import type { AdminDeps } from './routes.js';
 import { ApiError } from '../http/api-error.js';
 import { errorReply, jsonReply } from '../openapi.js';
 import { getProfile, profileHistory, publicProfile } from '../orders/store.js';
-import { buildActivationCode } from '../rsp/activation-code.js';
 import { loadSchemas } from '../schemas.js';
 import { importInventory, type ImportFormat } from '../inventory/import.js';
 import {
-  createProfileType, generateProfiles, inventoryView, listInventory, listOrders, listProfileTypes, profileTypeTemplate,
+  createProfileType, generateProfiles, listInventory, listOrders, listProfileTypes, orderView, profileTypeTemplate,
 } from '../inventory/store.js';
 import {
   EXAMPLE_ICCID, generateExample, generateSchema, historyResponseExample, historyResponseSchema, iccidParams, importExample, importSchema,
@@ -126,14 +125,7 @@ export async function inventoryAdminRoutes(app: FastifyInstance, deps: AdminDeps
     },
   }, async (req) => {
     const rows = await listOrders(deps.db, req.query);
-    return {
-      orders: rows.map((p) => ({
-        ...inventoryView(p),
-        activationCode: p.matching_id
-          ? buildActivationCode({ smdpAddress: deps.config.smdpAddress, matchingId: p.matching_id, confirmationCodeRequired: p.cc_digest !== null })
-          : null,
-      })),
-    };
+    return { orders: rows.map((p) => orderView(p, deps.config)) };
   });
 
   // The full view (profile, history and notifications) is GET /admin/profiles/:iccid; this is the history alone.

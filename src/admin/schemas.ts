@@ -66,9 +66,9 @@ const inventoryProfileExample = { ...profileExample, state: 'Available', matchin
 const stateCounts = { type: 'object', additionalProperties: { type: 'integer' } };
 
 export const ordersListSchema = obj({
-  orders: list({ ...inventoryProfileSchema, required: [...inventoryProfileSchema.required, 'activationCode'], properties: { ...inventoryProfileSchema.properties, activationCode: nullableString } }),
+  orders: list({ ...inventoryProfileSchema, required: [...inventoryProfileSchema.required, 'smdsAddress', 'activationCode'], properties: { ...inventoryProfileSchema.properties, smdsAddress: nullableString, activationCode: nullableString } }),
 });
-export const ordersListExample = { orders: [{ ...profileExample, operator: null, activationCode: activationCodeExample }] };
+export const ordersListExample = { orders: [{ ...profileExample, operator: null, smdsAddress: null, activationCode: activationCodeExample }] };
 
 export const inventorySchema = obj({
   filter: obj({ type: nullableString, operator: nullableString, state: nullableString }),

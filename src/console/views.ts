@@ -5,20 +5,9 @@
  */
 import type { Config } from '../config.js';
 import type { PROGRESS_KIND } from '../es2plus/callbacks.js';
-import { inventoryView } from '../inventory/store.js';
-import type { ProfileRow } from '../orders/store.js';
-import { buildActivationCode } from '../rsp/activation-code.js';
 
-export function orderView(p: ProfileRow & { operator_id?: string | null; smds_address?: string | null }, config: Pick<Config, 'smdpAddress'>) {
-  return {
-    ...inventoryView(p),
-    // The SM-DS the order was confirmed with (docs/smds.md), the built-in one or an external one.
-    smdsAddress: p.smds_address ?? null,
-    activationCode: p.matching_id
-      ? buildActivationCode({ smdpAddress: config.smdpAddress, matchingId: p.matching_id, confirmationCodeRequired: p.cc_digest !== null })
-      : null,
-  };
-}
+/** An order's view is the admin API's (GET /admin/orders). */
+export { orderView } from '../inventory/store.js';
 
 /** The columns of outbox that callbackView reads. */
 export const OUTBOX_COLUMNS = 'id, operator_id, url, kind, payload, attempts, next_attempt_at, delivered_at, last_error, created_at, iccid';

@@ -5,6 +5,7 @@
  */
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import type { Database, Queryable } from '../db/db.js';
+import { buildActivationCode } from '../rsp/activation-code.js';
 import { withLuhn } from '../rsp/identifiers.js';
 import { readTemplate, type ProfileTemplate } from '../saip/template.js';
 import { publicProfile, type ProfileRow, type ProfileState, type ProfileTypeRow } from '../orders/store.js';
@@ -280,6 +281,20 @@ type Row = ProfileRow & { operator_id?: string | null };
 
 /** The public view of an inventory profile (never Ki/OPc). */
 export const inventoryView = (p: Row) => ({ ...publicProfile(p), operator: p.operator_id ?? null });
+
+/**
+ * An order as GET /admin/orders and the console show it: the profile with its operator, the SM-DS it
+ * was confirmed with (docs/smds.md; the built-in one or an external one) and its activation code.
+ */
+export function orderView(p: Row & { smds_address?: string | null }, config: { smdpAddress: string }) {
+  return {
+    ...inventoryView(p),
+    smdsAddress: p.smds_address ?? null,
+    activationCode: p.matching_id
+      ? buildActivationCode({ smdpAddress: config.smdpAddress, matchingId: p.matching_id, confirmationCodeRequired: p.cc_digest !== null })
+      : null,
+  };
+}
 
 /**
  * Profiles matching the filters (type, operator, state), newest first, with the number of profiles
