@@ -227,14 +227,16 @@ program
   .description('generate a test PKI (CI, EUM, SM-DP+ certificates) in the SGP.26 layout')
   .option('--dir <dir>', 'where (default CERTS_DIR or certs)')
   .option('--hostname <name>', 'the SM-DP+ host name in the certificates')
+  .option('--smds-hostname <name>', "the built-in SM-DS's host name in its TLS certificate (default: the host of SMDS_ADDRESS, else --hostname)")
   .option('--smdp-oid <oid>', 'the SM-DP+ OID')
   .option('--ein <prefix>', "the EUM's permitted EIN prefix")
   .option('--force', 'overwrite an existing PKI')
-  .action(async (o: { dir?: string; hostname?: string; smdpOid?: string; ein?: string; force?: boolean }) => {
+  .action(async (o: { dir?: string; hostname?: string; smdsHostname?: string; smdpOid?: string; ein?: string; force?: boolean }) => {
     const c = defaultConfig();
     const dir = o.dir ?? c.certsDir;
     await generatePki(dir, {
       hostname: o.hostname ?? addressHost(c.smdpAddress),
+      ...(o.smdsHostname || c.smdsAddress ? { smdsHostname: o.smdsHostname ?? addressHost(c.smdsAddress!) } : {}),
       ...(o.smdpOid ? { smdpOid: o.smdpOid } : {}),
       ...(o.ein ? { einPrefix: o.ein } : {}),
       force: o.force ?? false,

@@ -190,3 +190,14 @@ t.test('on a terminal: progress on stderr, colour unless NO_COLOR', { skip: !exi
   t.match(await inTerminal(`${run} order list`), /\x1b\[1mICCID/, 'a bold header on a terminal');
   t.notMatch(await inTerminal(`${run} order list`, { NO_COLOR: '1' }), /\x1b\[/, 'NO_COLOR: none');
 });
+
+t.test('certs: the SM-DP+ and the SM-DS host names in their TLS certificates', async (t) => {
+  const { X509Certificate } = await import('node:crypto');
+  const out = join(dir, 'pki-names');
+  const r = await cli(['certs', '--dir', out, '--hostname', 'dp.example', '--smds-hostname', 'ds.example']);
+  t.ok(ok(r), r.stderr);
+  const san = (f: string) => new X509Certificate(readFileSync(join(out, f))).subjectAltName ?? '';
+  t.match(san('DPtls/CERT_S_SM_DP_TLS_NIST.der'), /DNS:dp\.example/);
+  t.match(san('DStls/CERT_S_SM_DS_TLS_NIST.der'), /DNS:ds\.example/);
+  t.notMatch(san('DStls/CERT_S_SM_DS_TLS_BRP.der'), /dp\.example/, 'the SM-DS has a name of its own');
+});

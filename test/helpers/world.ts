@@ -64,7 +64,7 @@ export async function startWorld(
   };
   const app = await buildApp(
     { config, db, pki },
-    { logger: false, ...(config.tls ? { https: httpsServerOptions(config.tlsProfile, pki.tls!) } : {}) } as object,
+    { logger: false, ...(config.tls ? { https: httpsServerOptions(config.tlsProfile, pki.tls!, pki.dsTls ? { dsTls: pki.dsTls } : {}) } : {}) } as object,
   );
   await app.listen({ host: '127.0.0.1', port: 0 });
   const port = (app.server.address() as { port: number }).port;
