@@ -4,7 +4,8 @@
  *
  * Security schemes (docs/api.md): the admin token (bearer, ADMIN_TOKEN), an operator's API key
  * (X-API-Key, or the same key as a bearer token) for ES2+ and the family API, a family member's
- * token (bearer fam_…), the key of an SM-DP+ allowed on the built-in SM-DS's ES12 (X-API-Key).
+ * token (bearer fam_…, or the `token` query parameter of GET /ts43, the TS.43 entitlement endpoint), the
+ * key of an SM-DP+ allowed on the built-in SM-DS's ES12 (X-API-Key).
  * Each route gets its requirement from its path unless its schema sets one,
  * and the 4xx answers every route of its kind can give (400 on a schema failure, 401, 415) are added
  * to what the route itself documents. Helpers below build response entries with an example each.
@@ -30,6 +31,12 @@ const TAGS = [
   { name: 'admin: faults', description: 'Fault injection into ES9+ calls' },
   { name: 'admin', description: 'Other admin functions' },
   { name: 'family', description: 'Family groups: members, lines, caps, usage' },
+  {
+    name: 'entitlement',
+    description: 'The TS.43 entitlement endpoint for companion devices (ODSA, app ap2006; docs/entitlement.md): a family member adds, moves or removes ' +
+      'a watch or tablet. Answers are the WAP provisioning document (text/vnd.wap.connectivity-xml) or, with Accept: application/json, its JSON form; ' +
+      'an ODSA refusal is HTTP 200 with its OperationResult, a refusal of the request itself a 4xx JSON error. Also the admin list of companion records.',
+  },
   { name: 'meta', description: 'Health' },
 ];
 
@@ -53,6 +60,10 @@ export const SECURITY_SCHEMES = {
   memberToken: {
     type: 'http', scheme: 'bearer', bearerFormat: 'fam_…',
     description: 'A family member token (`fam_…`, handed out once by POST /family/groups/{gid}/members).',
+  },
+  memberTokenQuery: {
+    type: 'apiKey', in: 'query', name: 'token',
+    description: 'GET /ts43 only (docs/entitlement.md): the family member token (`fam_…`) as the TS.43 `token` query parameter, where a TS.43 client sends its token. POST /ts43 takes it as `token` in the JSON body or as a bearer token.',
   },
 } as const;
 
@@ -159,7 +170,7 @@ export async function registerOpenApi(app: FastifyInstance, opts: { version?: st
         title: 'mock-smdp',
         description: 'GSMA SGP.22 SM-DP+ test server: ES9+ (LPA), ES2+ (operator), the admin API and the family API.\n\n' +
           'Authorize with the scheme a route names: the admin token for /admin, an operator API key for ES2+ and /family ' +
-          '(or a member token for /family). Errors of the admin and family routes are `{ error, message, details? }` ' +
+          '(or a member token for /family, and for the TS.43 entitlement endpoint /ts43). Errors of the admin and family routes are `{ error, message, details? }` ' +
           'with a 4xx status; ES9+ and ES2+ answer SGP.22 function statuses (HTTP 200, header.functionExecutionStatus). ' +
           'No string of any request may hold NUL (U+0000) or an unpaired surrogate.',
         version: opts.version ?? '0.1.0',

@@ -2,14 +2,17 @@
  * The OpenAPI document matches the server: every route names its security requirement (schemes
  * Swagger UI can send), documents each answer with a schema and an example, and a representative
  * call of every route — made the way Swagger UI's Try-it-out makes it (bearer admin token with
- * ADMIN_TOKEN set, X-API-Key for operators and for the SM-DP+ on ES12, bearer member tokens) — answers a documented status
- * with a body that validates against the documented schema.
+ * ADMIN_TOKEN set, X-API-Key for operators and for the SM-DP+ on ES12, bearer member tokens, the
+ * `token` query parameter of GET /ts43) — answers a documented status with a body that validates
+ * against the documented schema of the content type it answers: JSON against its JSON schema, the
+ * TS.43 provisioning XML (text/vnd.wap.connectivity-xml) as a string holding the document.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Ajv } from 'ajv';
 import t from 'tap';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
-import { withLuhn } from '../src/rsp/identifiers.js';
+import { parseAnswer, XML_TYPE } from '../src/entitlement/ts43.js';
+import { eidWithCheckDigits, withLuhn } from '../src/rsp/identifiers.js';
 import { buildProfile } from '../src/saip/profile.js';
 import { smdsAddressOf } from '../src/config.js';
 import { ownEs12Key } from '../src/smds/es12-auth.js';
@@ -67,6 +70,13 @@ t.test('every route: a security requirement, documented answers with schemas and
 
       const responses = op.responses ?? {};
       const codes = Object.keys(responses);
+      if (path === '/ts43') {
+        t.same(op.security, method === 'get' ? [{ memberToken: [] }, { memberTokenQuery: [] }] : [{ memberToken: [] }], `${name}: the member token (bearer, or the token query parameter of GET)`);
+        t.same(op.tags, ['entitlement'], `${name}: documented under entitlement`);
+        t.ok(op.summary, `${name}: a summary`);
+        t.same(Object.keys(responses['200']?.content ?? {}).sort(), ['application/json', XML_TYPE].sort(), `${name} 200: both forms of the answer`);
+        for (const code of ['400', '401']) t.ok(responses[code]?.content?.['application/json'], `${name}: ${code} documented`);
+      }
       t.ok(codes.some((c) => /^2/.test(c)), `${name}: a success answer documented`);
       if (!path.startsWith('/gsma/')) t.notOk(codes.includes('200') && /^(post|put|patch|delete)$/.test(method) && codes.includes('201'), `${name}: not both 200 and 201`);
       for (const [code, r] of Object.entries(responses)) {
@@ -83,6 +93,14 @@ t.test('every route: a security requirement, documented answers with schemas and
           if (type === 'application/json' && m.schema) {
             const validate = ajv.compile(m.schema);
             for (const ex of examples) t.ok(validate(ex), `${name} ${code}: the example fits the schema ${ajv.errorsText(validate.errors)}`);
+          } else if ((m.schema as { type?: string } | undefined)?.type === 'string') {
+            for (const ex of examples) t.type(ex, 'string', `${name} ${code} ${type}: the example is text`);
+          }
+          if (type === XML_TYPE) {
+            for (const ex of examples) {
+              const sections = parseAnswer(String(ex), false);
+              t.ok(sections.has('VERS') && sections.has('TOKEN') && sections.get('APPLICATION')?.OperationResult, `${name} ${code}: the XML example is a provisioning document with VERS, TOKEN and an OperationResult`);
+            }
           }
         }
         if (/^4/.test(code) && !path.startsWith('/gsma/') && r.content?.['application/json']?.schema) {
@@ -124,6 +142,11 @@ t.test('a representative call of every route answers a documented status and sch
   let purchase = '';
   const m = `/family/groups/${gid}/members/${kid.id}`;
   const l = `${m}/lines/${line.id}`;
+  // The TS.43 entitlement endpoint: the kid's phone is the primary device; its line has no number, the plan's number is free (DiffNumber).
+  const ts43 = { app: 'ap2006', vers: '0', terminal_id: '356938035643809', entitlement_version: '2.0' };
+  const ts43Url = (p: Record<string, string>) => `/ts43?${new URLSearchParams({ ...ts43, ...p })}`;
+  const watchEid = eidWithCheckDigits('890490320000000000000000004242');
+  const xmlApp = (r: LightMyRequestResponse) => parseAnswer(r.body, false).get('APPLICATION') ?? {};
 
   /** In the order they run: creations before reads, deletions last. */
   const calls: Array<[string, () => InjectOptions | Promise<InjectOptions>, ((r: LightMyRequestResponse) => void)?]> = [
@@ -215,6 +238,25 @@ t.test('a representative call of every route answers a documented status and sch
       const r = await call({ method: 'POST', url: `${m}/purchases`, headers: kidToken, payload: { pass: 'roam-day' } });
       return { method: 'POST', url: `/family/groups/${gid}/purchases/${json(r).purchase.id}/decline`, headers: ownerToken };
     }],
+    ['GET /ts43', () => ({ method: 'GET', url: ts43Url({ operation: 'CheckEligibility', token: kid.token }), headers: { accept: XML_TYPE } }), (r) => {
+      t.match(xmlApp(r), { AppID: 'ap2006', OperationResult: '1', CompanionAppEligibility: '1', CompanionDeviceServices: 'DiffNumber' }, 'GET /ts43 (XML, token in the query): eligible for DiffNumber');
+    }],
+    ['GET /ts43', () => ({ method: 'GET', url: ts43Url({ operation: 'CheckEligibility' }), headers: { ...kidToken, accept: 'application/json' } }), (r) => {
+      t.match(json(r), { Vers: { version: '1', validity: '0' }, Token: { token: kid.token }, ap2006: { OperationResult: '1', CompanionAppEligibility: '1' } }, 'GET /ts43 (JSON, bearer token): the same answer');
+    }],
+    ['POST /ts43', () => ({
+      method: 'POST', url: '/ts43', headers: { ...kidToken, accept: 'application/json' },
+      payload: { ...ts43, vers: 0, operation: 'ManageSubscription', operation_type: 0, companion_terminal_id: 'doc-watch', companion_terminal_eid: watchEid, companion_terminal_service: 'DiffNumber', companion_terminal_model: 'Watch 4' },
+    }), (r) => {
+      t.match(json(r).ap2006, { OperationResult: '1', SubscriptionResult: '2', GeneralErrorText: undefined, DownloadInfo: { ProfileIccid: /^\d{19,20}$/, ProfileSmdpAddress: w.config.smdpAddress } }, 'POST /ts43 (JSON): subscribed, with the download information');
+      t.match(Buffer.from(String(json(r).ap2006.DownloadInfo?.ProfileActivationCode), 'base64').toString(), /^LPA:1\$/, 'POST /ts43: the activation code, base64');
+    }],
+    ['POST /ts43', () => ({ method: 'POST', url: '/ts43', headers: { accept: XML_TYPE }, payload: { ...ts43, token: kid.token, operation: 'AcquireConfiguration' } }), (r) => {
+      t.match(parseAnswer(r.body, false).get('APPLICATION|CompanionConfigurations|CompanionConfiguration'), { CompanionTerminalId: 'doc-watch', CompanionTerminalEid: watchEid, ServiceStatus: '2' }, 'POST /ts43 (XML, token in the body): the watch, activating');
+    }],
+    ['GET /admin/entitlement/companions', () => ({ method: 'GET', url: `/admin/entitlement/companions?group=${gid}&limit=10`, headers: admin }), (r) => {
+      t.match(json(r).companions, [{ groupId: gid, memberId: kid.id, terminalId: 'doc-watch', eid: watchEid, service: 'DiffNumber', msisdn: '447700900001', state: 'active' }], 'the admin list: the watch');
+    }],
     ['GET /admin/smds/orders/{iccid}', () => ({ method: 'GET', url: `/admin/smds/orders/${order.iccid}`, headers: admin })],
     ['DELETE /family/groups/{gid}/members/{mid}/lines/{lid}', () => ({ method: 'DELETE', url: `${m}/lines/${spare.id}`, headers: opKey })],
     ['DELETE /family/groups/{gid}/members/{mid}', () => ({ method: 'DELETE', url: m, headers: opKey })],
@@ -225,6 +267,25 @@ t.test('a representative call of every route answers a documented status and sch
 
   const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.entries(ops).filter(([, op]) => !isStream(op)).map(([k]) => `${k.toUpperCase()} ${p}`));
   for (const name of documented) t.ok(calls.some(([n]) => n === name), `${name}: has a representative call`);
+
+  // The TS.43 refusals of the request itself (while the kid's token is valid): the documented 4xx with the ApiError body.
+  const refusals: Array<[string, InjectOptions, number]> = [
+    ['GET /ts43', { method: 'GET', url: ts43Url({ operation: 'CheckEligibility' }), headers: { accept: XML_TYPE } }, 401],
+    ['GET /ts43', { method: 'GET', url: ts43Url({ operation: 'CheckEligibility', token: 'fam_unknown' }) }, 401],
+    ['GET /ts43', { method: 'GET', url: ts43Url({ operation: 'CheckEligibility', app: 'ap2009' }), headers: kidToken }, 400],
+    ['POST /ts43', { method: 'POST', url: '/ts43', headers: kidToken, payload: { ...ts43, vers: 'zero', operation: 'CheckEligibility' } }, 400],
+    ['POST /ts43', { method: 'POST', url: '/ts43', headers: { ...kidToken, 'content-type': 'application/json' }, payload: '[1]' }, 400],
+  ];
+  for (const [name, o, status] of refusals) {
+    const [method, path] = name.split(' ') as [string, string];
+    const r = await call(o);
+    t.equal(r.statusCode, status, `${name} refused: ${status} ${r.body}`);
+    const schema = doc.paths[path]?.[method.toLowerCase()]?.responses?.[String(status)]?.content?.['application/json']?.schema;
+    if (!t.ok(schema, `${name}: ${status} documented as JSON`)) continue;
+    t.match(String(r.headers['content-type']), /^application\/json/, `${name} ${status}: JSON`);
+    const validate = ajv.compile(schema!);
+    t.ok(validate(r.json()), `${name} ${status}: the body fits the documented schema ${ajv.errorsText(validate.errors)}`);
+  }
 
   for (const [name, make, after] of calls) {
     const [method, path] = name.split(' ') as [string, string];
@@ -244,6 +305,15 @@ t.test('a representative call of every route answers a documented status and sch
     if (type === 'application/json') {
       const validate = ajv.compile(media!.schema!);
       t.ok(validate(r.json()), `${name}: ${r.statusCode} body fits the documented schema ${ajv.errorsText(validate.errors)}`);
+    } else if ((media!.schema as { type?: string } | undefined)?.type === 'string' && !/^(image|application\/octet-stream)/.test(type)) {
+      // A text answer (the TS.43 provisioning XML, an activation code, an SVG): the documented string schema.
+      const validate = ajv.compile(media!.schema!);
+      t.ok(r.body.length > 0 && validate(r.body), `${name}: ${r.statusCode} ${type} body fits the documented schema ${ajv.errorsText(validate.errors)}`);
+    }
+    if (type === XML_TYPE) {
+      t.match(r.body, /^<\?xml version="1\.0" encoding="utf-8"\?>\n<wap-provisioningdoc version="1\.1">/, `${name}: a WAP provisioning document`);
+      const sections = parseAnswer(r.body, false);
+      t.ok(sections.has('VERS') && sections.has('TOKEN') && sections.get('APPLICATION')?.OperationResult, `${name}: VERS, TOKEN and APPLICATION with an OperationResult`);
     }
     after?.(r);
   }
@@ -253,7 +323,7 @@ t.test('the 4xx answers fit their documented schema: a call without credentials,
   const w = await startWorld(t, { config: { adminToken: ADMIN_TOKEN } });
   const doc = w.app.swagger() as unknown as Doc;
   for (const [path, ops] of Object.entries(doc.paths)) {
-    if (!path.startsWith('/admin') && !path.startsWith('/family')) continue;
+    if (!path.startsWith('/admin') && !path.startsWith('/family') && path !== '/ts43') continue;
     for (const [method, op] of Object.entries(ops)) {
       const name = `${method.toUpperCase()} ${path}`;
       const url = path.replace(/\{[^}]+\}/g, 'x1');

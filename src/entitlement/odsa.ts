@@ -128,7 +128,7 @@ function activationCodeOf(config: Config, p: ProfileRow): string | undefined {
  * DownloadInfo: the activation code (base64 of the LPA string, as TS.43 carries it), the ICCID and
  * the SM-DP+ address.
  */
-function downloadInfo(config: Config, iccid: string, activationCode: string | undefined): Characteristic {
+export function downloadInfo(config: Pick<Config, 'smdpAddress'>, iccid: string, activationCode: string | undefined): Characteristic {
   return characteristic('DownloadInfo', [
     ...(activationCode ? [['ProfileActivationCode', Buffer.from(activationCode, 'utf8').toString('base64')] as [string, string]] : []),
     ['ProfileIccid', iccid],

@@ -9,7 +9,8 @@
  * 200 answer, as TS.43 reports it), then the operation in one transaction: a refusal rolls it back
  * and answers its OperationResult.
  *
- * Also GET /admin/entitlement/companions, the companion records for the console.
+ * Also GET /admin/entitlement/companions, the companion records for the console. Both are in the
+ * OpenAPI document (src/entitlement/openapi.ts).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
@@ -18,6 +19,7 @@ import { FamilyError, findMemberByToken, MEMBER_TOKEN_PREFIX } from '../family/s
 import { ApiError } from '../http/api-error.js';
 import { loadSchemas } from '../schemas.js';
 import { fromFamilyError, OdsaFailure, runOperation } from './odsa.js';
+import { companionsDocs, ts43Docs } from './openapi.js';
 import { listCompanions, publicCompanion } from './store.js';
 import { APP_ODSA_COMPANION, failure, normaliseParams, PROTOCOL_PARAMS, renderJson, renderXml, tokenCharacteristic, versCharacteristic, wantsJson, XML_TYPE, type Characteristic } from './ts43.js';
 
@@ -91,11 +93,10 @@ export async function entitlementRoutes(app: FastifyInstance, deps: EntitlementD
     return send(req, reply, token, answer);
   };
 
-  // Not in the OpenAPI document: the answer is TS.43's XML document (docs/entitlement.md describes both forms).
-  const common = { hide: true, tags: ['entitlement'] };
-  app.get(TS43_PATH, { schema: { ...common, querystring: schema }, attachValidation: true }, handler);
+  // Documented in the OpenAPI document with both answer forms (src/entitlement/openapi.ts, docs/entitlement.md).
+  app.get(TS43_PATH, { schema: { ...ts43Docs('GET'), querystring: schema }, attachValidation: true }, handler);
   app.post(TS43_PATH, {
-    schema: { ...common, body: schema },
+    schema: { ...ts43Docs('POST'), body: schema },
     attachValidation: true,
     // A JSON body may carry numbers (vers, operation_type): validated, like a query, as their text.
     preValidation: async (req) => {
@@ -108,16 +109,15 @@ export async function entitlementRoutes(app: FastifyInstance, deps: EntitlementD
 
   app.get('/admin/entitlement/companions', {
     schema: {
-      hide: true,
+      ...companionsDocs(companionsSchema as Record<string, unknown>),
       querystring: {
         type: 'object',
         additionalProperties: false,
         properties: {
-          group: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' },
-          limit: { type: 'integer', minimum: 1, maximum: 1000 },
+          group: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$', description: 'only the records of this family group' },
+          limit: { type: 'integer', minimum: 1, maximum: 1000, description: 'at most this many records (default 500)' },
         },
       },
-      response: { 200: companionsSchema },
     },
   }, async (req) => {
     const qs = req.query as { group?: string; limit?: number };
