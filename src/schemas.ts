@@ -29,6 +29,8 @@ export function loadSchemas(area: string): Map<string, JsonSchema> {
  * refuses NUL in text and turns a lone surrogate into U+FFFD, so neither may reach the database.
  */
 export function badTextAt(value: unknown): string | undefined {
+  // Nearly every value is fine: look first without building pointers, and work out where only then.
+  if (!hasBadText(value)) return undefined;
   // Iterative (a request body may nest arrays a million deep): [value, its pointer] pairs to visit.
   const todo: Array<[unknown, string]> = [[value, '']];
   while (todo.length) {
@@ -48,9 +50,34 @@ export function badTextAt(value: unknown): string | undefined {
   return undefined;
 }
 
+/** Whether any string or property name in `value` is bad text (badTextAt without the pointer). */
+function hasBadText(value: unknown): boolean {
+  const todo: unknown[] = [value];
+  while (todo.length) {
+    const v = todo.pop();
+    if (typeof v === 'string') {
+      if (isBadText(v)) return true;
+    } else if (v !== null && typeof v === 'object') {
+      if (Array.isArray(v)) {
+        for (const x of v) todo.push(x);
+      } else {
+        for (const k in v) {
+          if (!Object.prototype.hasOwnProperty.call(v, k)) continue;
+          if (isBadText(k)) return true;
+          todo.push((v as Record<string, unknown>)[k]);
+        }
+      }
+    }
+  }
+  return false;
+}
+
 // In a `u` regular expression a well-formed surrogate pair is one code point: only lone halves match.
 const BAD_TEXT = /[\u0000]|[\uD800-\uDFFF]/u;
-export const isBadText = (s: string): boolean => BAD_TEXT.test(s);
+// Without `u` the same class is a plain scan (and a one-byte string cannot match its surrogate range):
+// a string it finds nothing in needs no closer look.
+const MAYBE_BAD_TEXT = /[\u0000\uD800-\uDFFF]/;
+export const isBadText = (s: string): boolean => MAYBE_BAD_TEXT.test(s) && BAD_TEXT.test(s);
 const pointerToken = (k: string) => k.replace(/~/g, '~0').replace(/\//g, '~1').replace(/[\u0000-\u001f]|[\uD800-\uDFFF]/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 /** The ajv-style error of a refused text, as Fastify reports schema failures (`err.validation`). */
