@@ -325,7 +325,9 @@ export async function transition(q: Queryable, p: ProfileRow | ProfileContext, r
   return rows[0];
 }
 
+/** The text of applyChange's guard for each caller's guard text (with a snapshot: its own). */
 const guardTexts = new Map<string, string>();
+const snapshotGuardTexts = new Map<string, string>();
 
 /** The listeners with after work for this change. */
 function afterWork(c: ProfileChange): ProfileListener[] {
@@ -381,14 +383,14 @@ export async function applyChange(
 ): Promise<ReadProfile> {
   const change: ProfileChange = { ...r, iccid: p.iccid, from: p.state, row: p };
   const kept = opts.snapshot ? listenerExpressions() : [];
-  const key = `${opts.snapshot ? 's' : '-'}\u0001${guard.sql}`;
-  let sql = guardTexts.get(key);
+  const texts = opts.snapshot ? snapshotGuardTexts : guardTexts;
+  let sql = texts.get(guard.sql);
   if (sql === undefined) {
     let n = 2 + guard.params.length;
     const still = kept.map(([expr]) => ` AND (${expr})::text IS NOT DISTINCT FROM $${++n}::text`).join('');
     const noFaults = opts.snapshot ? ' AND NOT EXISTS (SELECT 1 FROM fault_injections WHERE remaining > 0)' : '';
     sql = `SELECT 1 FROM profiles p, (${shift(guard.sql, 2)}) gx WHERE p.iccid = $1 AND p.xmin = $2::text::xid${still}${noFaults} FOR UPDATE OF p`;
-    if (guardTexts.size < 100) guardTexts.set(key, sql);
+    if (texts.size < 100) texts.set(guard.sql, sql);
   }
   const keptValues = kept.map(([, name]) => (p[name] === null || p[name] === undefined ? null : String(p[name])));
   const st = changeStatement(change, extra, { sql, params: [p.iccid, p.row_version, ...guard.params, ...keptValues] }, 'version');
