@@ -25,8 +25,9 @@ export const SIM_USAGE = `mock-smdp sim — a software device: LPA (lpac's behav
 
   mock-smdp sim download 'LPA:1$HOST[:PORT]$MATCHINGID' [--cc CODE] [--url URL] [--insecure] [--ca PEM]...
                          [--imei 15DIGITS|16HEX] [--no-pir]
-  mock-smdp sim discover [--smds ADDRESS] [--download] [--url URL] [--insecure] [--ca PEM]...
-                         (events for this card at the SM-DS, default its root SM-DS; --download installs them)
+  mock-smdp sim discover [--smds ADDRESS] [--download] [--es9-paths] [--url URL] [--insecure] [--ca PEM]...
+                         (events for this card at the SM-DS, default its root SM-DS; --download installs them;
+                          --es9-paths posts ES11 to the ES9+ paths, as lpac does)
   mock-smdp sim notifications [--process [--seq N]... [--keep]] [--url URL]
   mock-smdp sim profiles
   mock-smdp sim package ICCID [--out FILE]   (the installed profile package, DER; hex on stdout without --out)
@@ -65,6 +66,7 @@ const OPTIONS = {
   imei: { type: 'string' },
   'no-pir': { type: 'boolean' },
   smds: { type: 'string' },
+  'es9-paths': { type: 'boolean' },
   download: { type: 'boolean' },
   out: { type: 'string' },
   process: { type: 'boolean' },
@@ -323,7 +325,7 @@ export async function simCommand(argv: string[]): Promise<number> {
         // ES11 at the SM-DS (docs/smds.md#es11), then with --download each event over ES9+ with no activation code.
         const smds = values.smds ?? (await lpaSmdsDefault(es10));
         const lpa = new Lpa(es10, { http: clients.for(smds), clientFor: (a) => clients.for(a), ...(progress ? { progress } : {}) });
-        const events = await lpa.discover(smds, values.imei ? { imei: imeiBytes(values.imei) } : {});
+        const events = await lpa.discover(smds, { ...(values.imei ? { imei: imeiBytes(values.imei) } : {}), es9Paths: values['es9-paths'] ?? false });
         const installed: DownloadResult[] = [];
         if (values.download) {
           for (const e of events) installed.push(await lpa.download(`1$${e.rspServerAddress}$${e.eventId}`, values.imei ? { imei: imeiBytes(values.imei) } : {}));

@@ -16,7 +16,7 @@ import type { HttpClient, HttpResponse } from '../http/client.js';
 import { parseActivationCode } from '../rsp/activation-code.js';
 import { splitBppForLoading } from '../rsp/bpp.js';
 import { iccidFromEf, iccidToEf } from '../rsp/identifiers.js';
-import { ES9_PREFIX } from '../rsp/es9plus.js';
+import { ES11_PREFIX, ES9_PREFIX } from '../rsp/es9plus.js';
 import { NOTIFICATION_OPERATIONS, type NotificationOperationName } from '../rsp/notification.js';
 import { profileResultName, type Es10Card, type ProfileOperation } from './es10.js';
 
@@ -194,6 +194,8 @@ const PROFILE_CLASS = ['test', 'provisioning', 'operational'] as const;
 interface DownloadStep {
   client: HttpClient;
   address: string;
+  /** Where the functions are posted: ES9_PREFIX, or ES11_PREFIX for discovery at an SM-DS. */
+  prefix?: string;
   progress: (step: string, detail?: string) => void;
   opts: DownloadOptions;
   timings: Record<string, number>;
@@ -331,13 +333,13 @@ export class Lpa {
    */
   async #es9(
     client: HttpClient, fn: string, body: Record<string, string>, keys: string[], timings?: Record<string, number>,
-    arrays?: { keys: string[]; out: Record<string, unknown[]> },
+    arrays?: { keys: string[]; out: Record<string, unknown[]> }, prefix = ES9_PREFIX,
   ): Promise<Record<string, string>> {
     const headers = { ...LPA_HEADERS, ...(this.#opts.adminProtocol ? { 'x-admin-protocol': this.#opts.adminProtocol } : {}) };
     const t0 = performance.now();
     let res: HttpResponse;
     try {
-      res = await client.post(`${ES9_PREFIX}/${fn}`, body, headers);
+      res = await client.post(`${prefix}/${fn}`, body, headers);
     } catch (err) {
       throw new LpaError('http', `${fn}: ${(err as Error).message}`, { function: fn });
     } finally {
@@ -426,20 +428,22 @@ export class Lpa {
 
   /**
    * Asks an SM-DS for the events of this eUICC (ES11, SGP.22 §3.1.2 and §5.9 of v2.x;
-   * docs/smds.md#es11), as lpac's `profile discovery` does: the common mutual authentication on the
-   * ES9+ paths of `smdsAddress` with no MatchingID, then authenticateClient answers eventEntries.
+   * docs/smds.md#es11): the common mutual authentication at `smdsAddress` with no MatchingID, then
+   * authenticateClient answers eventEntries. On the ES11 paths, or with `es9Paths` on the ES9+ paths
+   * as lpac's `profile discovery` posts them (those reach an SM-DS only at an address of its own).
    */
-  async discover(smdsAddress: string, opts: Pick<DownloadOptions, 'tac' | 'imei'> = {}): Promise<SmdsEvent[]> {
+  async discover(smdsAddress: string, opts: Pick<DownloadOptions, 'tac' | 'imei'> & { es9Paths?: boolean } = {}): Promise<SmdsEvent[]> {
     const progress = this.#opts.progress ?? (() => {});
     const client = this.#opts.clientFor?.(smdsAddress) ?? this.#opts.http;
     if (!client) throw new LpaError('http', `no HTTP client for ${smdsAddress}`);
-    const d: DownloadStep = { client, address: smdsAddress, progress, opts, timings: {} };
+    const prefix = opts.es9Paths ? ES9_PREFIX : ES11_PREFIX;
+    const d: DownloadStep = { client, address: smdsAddress, prefix, progress, opts, timings: {} };
     const { challenge, info1 } = await this.#challengeAndInfo(d);
     const ia = await this.#initiateAuthentication(d, challenge, info1);
     const asResp = await this.#authenticateServer(d, ia, undefined);
     progress('es11_authenticate_client', smdsAddress);
     const arrays = { keys: ['eventEntries'], out: {} as Record<string, unknown[]> };
-    await this.#es9(client, 'authenticateClient', { transactionId: ia.transactionId!, authenticateServerResponse: b64(asResp.raw) }, [], undefined, arrays);
+    await this.#es9(client, 'authenticateClient', { transactionId: ia.transactionId!, authenticateServerResponse: b64(asResp.raw) }, [], undefined, arrays, prefix);
     return arrays.out.eventEntries!.map((e) => {
       const { eventId, rspServerAddress } = (e ?? {}) as Record<string, unknown>;
       if (typeof eventId !== 'string' || typeof rspServerAddress !== 'string') {
@@ -484,6 +488,8 @@ export class Lpa {
       { smdpAddress: d.address, euiccChallenge: b64(challenge), euiccInfo1: b64(info1) },
       ['transactionId', 'serverSigned1', 'serverSignature1', 'euiccCiPKIdToBeUsed', 'serverCertificate'],
       d.timings,
+      undefined,
+      d.prefix,
     );
   }
 

@@ -15,7 +15,8 @@ import { ES9_PREFIX } from '../rsp/es9plus.js';
 import { loadSchemas } from '../schemas.js';
 import { es11AuthenticateClient, es11InitiateAuthentication, SMDS_TID_PREFIX_HEX, type Es11Deps } from './es11.js';
 
-export const ES11_PREFIX = '/gsma/rsp2/es11';
+export { ES11_PREFIX } from '../rsp/es9plus.js';
+import { ES11_PREFIX } from '../rsp/es9plus.js';
 
 type Fn = (deps: Es11Deps, body: Record<string, unknown>) => Promise<object>;
 const FUNCTIONS: Record<string, Fn> = {

@@ -43,6 +43,7 @@ for (const curve of CURVE_NAMES) {
     const found = await new Lpa(card, { http: w.http, progress: (s) => steps.push(s) }).discover(SMDS);
     t.same(found, [{ eventId: c.body.matchingId, rspServerAddress: w.config.smdpAddress }]);
     t.same(steps, ['es10b_get_euicc_challenge_and_info', 'es9p_initiate_authentication', 'es10b_authenticate_server', 'es11_authenticate_client'], "lpac's steps");
+    t.same(await new Lpa(card, { http: w.http }).discover(SMDS, { es9Paths: true }), found, "the same on the ES9+ paths, as lpac posts them");
 
     const r = await lpa.download(`1$${found[0]!.rspServerAddress}$${found[0]!.eventId}`);
     t.equal(r.iccid, d.iccid);
@@ -51,6 +52,22 @@ for (const curve of CURVE_NAMES) {
     t.same(await lpa.discover(SMDS), [], 'the event is gone after the install');
   });
 }
+
+t.test('one address for the SM-DP+ and the SM-DS (the default): discovery on the ES11 paths, the order untouched until the download', async (t) => {
+  const w = await startWorld(t);
+  const op = await addEs2Operator(w);
+  await op.stock(1);
+  const { card } = await device(w);
+  const d = (await op.call('downloadOrder', { profileType: 'default', eid: card.eid })).body;
+  t.equal((await op.call('confirmOrder', { iccid: d.iccid, smdsAddress: w.config.smdpAddress, releaseFlag: true })).status, 'Executed-Success');
+  const lpa = new Lpa(card, { http: w.http });
+  const found = await lpa.discover(w.config.smdpAddress);
+  t.same(found.map((e) => e.rspServerAddress), [w.config.smdpAddress]);
+  const p = (await w.profile(d.iccid))!;
+  t.equal(p.download_attempts, 0, 'discovery is not a download attempt at the SM-DP+');
+  t.equal((await w.db.query(`SELECT 1 FROM profile_events WHERE iccid = $1 AND event = 'authenticated'`, [d.iccid])).length, 0);
+  t.equal((await lpa.download(`1$${found[0]!.rspServerAddress}$${found[0]!.eventId}`)).iccid, d.iccid);
+});
 
 t.test('discover: an SM-DS refusal is an es9Failed LpaError', async (t) => {
   const w = await getWorld();
