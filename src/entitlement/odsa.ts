@@ -270,6 +270,9 @@ async function transfer(c: OdsaCall): Promise<Characteristic> {
   const oldTerminal = required(c.params, 'old_terminal_id');
   const s0 = await standing(c, true);
   const old = checkMayManage(c, await activeByTerminal(c.q, oldTerminal, { lock: true }), oldTerminal, 'old_terminal_id');
+  // A subscription whose line was removed through the family API (or with its member) has ended
+  // (docs/entitlement.md): there is nothing to move, and its number may be another line's by now.
+  if (old.line_id === null) throw invalidParameter(`old_terminal_id ${oldTerminal} is not an active companion of this member: its line was removed`);
   const asked = c.params.companion_terminal_service;
   if (asked && asked !== old.service) throw invalidParameter(`a transfer keeps the service (${old.service}); unsubscribe and subscribe again to change it to ${asked}`);
   const comp = companionParams(c, old.service);
@@ -282,7 +285,8 @@ async function transfer(c: OdsaCall): Promise<Characteristic> {
 
   await releaseLine(c, old);
   await endCompanion(c.q, old.id, 'transferred');
-  const subject = old.member_id === s0.subject.id ? s0.subject : (await getMember(c.q, s0.group.id, old.member_id))!;
+  const subject = old.member_id === s0.subject.id ? s0.subject : await getMember(c.q, s0.group.id, old.member_id);
+  if (!subject) throw invalidParameter(`old_terminal_id ${oldTerminal} is not an active companion: its member was removed`);
   const s = { ...s0, subject, lines: await listLines(c.q, { groupId: s0.group.id }) };
   const { rec, answer } = await activate(c, s, comp, old.msisdn, old.primary_line_id, old);
   await c.q.query('UPDATE companion_devices SET transferred_to = $2 WHERE id = $1', [old.id, rec.id]);

@@ -4,7 +4,8 @@
  * ManageSubscription subscribe with SharedNumber and DiffNumber (a family line, a profile issued
  * through the ES2+ pipeline and linked to the watch's EID, downloaded by a second virtual eUICC with
  * the answer's activation code: Installed); unsubscribe; transfer to a new watch; AcquireConfiguration;
- * refusals in TS.43's form (OperationResult 101/102/103) or as 4xx JSON, with nothing changed.
+ * refusals in TS.43's form (OperationResult 101/102/103) or as 4xx JSON, with nothing changed; a
+ * companion whose line or member is gone cannot be transferred.
  */
 import t from 'tap';
 import { parseAnswer, XML_TYPE } from '../../src/entitlement/ts43.js';
@@ -348,4 +349,37 @@ t.test('a companion line removed through the family API ends the subscription: t
   const again = await call(args);
   t.match(again.app, { OperationResult: '1', SubscriptionResult: '2' }, 'subscribed again');
   t.match(await w.db.query("SELECT id, state FROM companion_devices WHERE terminal_id = 'removed-watch' ORDER BY created_at"), [{ id: rec!.id, state: 'unsubscribed' }, { state: 'active' }]);
+});
+
+t.test('a companion whose line or member is gone cannot be transferred: OperationResult 102, no 500, nothing created', async (t) => {
+  const { w, api } = await getWorld();
+  const call = ts43(w);
+  const { kim, ada, g } = await family(w, api);
+  const [watch, next, next2, other] = [await newDevice(w), await newDevice(w), await newDevice(w), await newDevice(w)];
+  const sub = (id: string, eid: string, service = 'DiffNumber') => call({ token: kim.token, operation: 'ManageSubscription', operation_type: '0', companion_terminal_id: id, companion_terminal_eid: eid, companion_terminal_service: service });
+  const count = async () => (await w.db.query<{ n: number }>('SELECT (SELECT count(*) FROM companion_devices)::int + (SELECT count(*) FROM family_lines)::int AS n'))[0]!.n;
+
+  // The line removed through the family API: the subscription has ended, a transfer has nothing to move.
+  t.match((await sub('gone-line-watch', other.card.eid)).app, { OperationResult: '1' });
+  const [rec] = await w.db.query<{ id: string; line_id: string; msisdn: string }>("SELECT id, line_id, msisdn FROM companion_devices WHERE terminal_id = 'gone-line-watch'");
+  await api.ok('DELETE', `/family/groups/${g}/members/${kim.id}/lines/${rec!.line_id}`);
+  let before = await count();
+  const moved = await call({ token: kim.token, operation: 'ManageSubscription', operation_type: '3', old_terminal_id: 'gone-line-watch', companion_terminal_id: 'gone-line-next', companion_terminal_eid: next.card.eid });
+  t.match({ status: moved.status, ...moved.app }, { status: 200, OperationResult: '102', GeneralErrorText: /old_terminal_id gone-line-watch is not an active companion/ }, 'a transfer of an ended subscription: 102');
+  t.equal(await count(), before, 'no line or record created');
+  t.match(await w.db.query('SELECT state, transferred_to FROM companion_devices WHERE id = $1', [rec!.id]), [{ state: 'active', transferred_to: null }], 'the refusal rolled back: the record is as it was (closed when the companion subscribes again)');
+  t.match((await sub('gone-line-next', next.card.eid)).app, { OperationResult: '1', SubscriptionResult: '2' }, 'the new watch subscribes instead');
+
+  // The member removed (its lines go with it): the owner may not move the companion either.
+  t.match((await sub('gone-member-watch', watch.card.eid, 'SharedNumber')).app, { OperationResult: '1' });
+  await api.ok('DELETE', `/family/groups/${g}/members/${kim.id}`);
+  before = await count();
+  const r = await call({ token: ada.token, operation: 'ManageSubscription', operation_type: '3', old_terminal_id: 'gone-member-watch', companion_terminal_id: 'gone-member-next', companion_terminal_eid: next2.card.eid });
+  t.match({ status: r.status, ...r.app }, { status: 200, OperationResult: '102', GeneralErrorText: /old_terminal_id gone-member-watch is not an active companion/ }, "a transfer of a removed member's companion: 102");
+  t.equal(await count(), before, 'no line or record created');
+  const conf = await call({ token: ada.token, operation: 'AcquireConfiguration', companion_terminal_id: 'gone-member-watch' });
+  t.match(conf.sections.get('APPLICATION|CompanionConfigurations|CompanionConfiguration'), { CompanionTerminalId: 'gone-member-watch', ServiceStatus: '3' }, 'AcquireConfiguration: deactivated');
+  const un = await call({ token: ada.token, operation: 'ManageSubscription', operation_type: '1', companion_terminal_id: 'gone-member-watch' });
+  t.match({ status: un.status, ...un.app }, { status: 200, OperationResult: '1', SubscriptionResult: '3' }, 'the owner may unsubscribe it: the record is closed');
+  t.match(await w.db.query("SELECT state FROM companion_devices WHERE terminal_id = 'gone-member-watch'"), [{ state: 'unsubscribed' }]);
 });
