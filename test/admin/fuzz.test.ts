@@ -160,6 +160,8 @@ t.test('never a 500 on input: every admin, family and entitlement route', async 
               await send(`${m} /ts43 ${good.operation} ${q} twice`, { method: m as 'GET', url: `/ts43?${query(good)}&${q}=${encodeURIComponent(good[q] ?? 'x')}` });
             }
             for (const [k, v] of Object.entries(BAD_HEADERS)) await send(`${m} /ts43 ${good.operation} header ${k}`, { method: m as 'GET', url: `/ts43?${query(noToken)}`, headers: v });
+            // Bad parameter names (NUL, a lone surrogate's bytes, very long).
+            for (const k of ['%00', 'a%00b', '%ED%B0%80', 'x'.repeat(5000)]) await send(`${m} /ts43 ${good.operation} name ${k.slice(0, 20)}`, { method: m as 'GET', url: `/ts43?${query(good)}&${k}=1` });
           }
         } else {
           const post = (payload: unknown, headers: Record<string, string> = {}): InjectOptions => ({ method: 'POST', url: '/ts43', headers: { 'content-type': 'application/json', ...headers }, payload: JSON.stringify(payload) });
@@ -173,6 +175,7 @@ t.test('never a 500 on input: every admin, family and entitlement route', async 
             await send(`POST /ts43 body ${JSON.stringify(b)} with a bearer token`, post(b, { authorization: `Bearer ${member.token}` }));
           }
           for (const [k, v] of Object.entries(BAD_HEADERS)) await send(`POST /ts43 ${good.operation} header ${k}`, post(noToken, v));
+          for (const k of ['\u0000', 'a\u0000b', '\uDC00', '\uD83D', 'x'.repeat(5000)]) await send(`POST /ts43 ${good.operation} name ${JSON.stringify(k).slice(0, 20)}`, post({ ...good, [k]: 'x' }));
         }
       }
       continue;
