@@ -55,7 +55,7 @@ export const SECURITY_SCHEMES = {
   },
   smdsClientKey: {
     type: 'apiKey', in: 'header', name: 'X-API-Key',
-    description: "ES12 only: the key of an SM-DP+ allowed on the built-in SM-DS (this server's own SM-DP+, or one added by POST /admin/smds/clients, which shows its key once); header.functionRequesterIdentifier must name that SM-DP+ (docs/smds.md#who-may-register-events).",
+    description: "ES12 on plain HTTP only (TLS=0): the key of an SM-DP+ allowed on the built-in SM-DS (this server's own SM-DP+, or one added by POST /admin/smds/clients, which shows its key once); header.functionRequesterIdentifier must name that SM-DP+. Over HTTPS, ES12 is mutual TLS: the SM-DP+'s TLS client certificate, which OpenAPI 3.0 cannot describe, and a key alone is refused (docs/smds.md#es12-authentication).",
   },
   memberToken: {
     type: 'http', scheme: 'bearer', bearerFormat: 'fam_…',
