@@ -118,12 +118,24 @@ export function failure(result: number, text: string): Characteristic {
   return application(result, [['GeneralErrorText', text]]);
 }
 
-const xmlEscape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
+/**
+ * An attribute value, quoted. Android's TS.43 parser (AOSP service_entitlement's Ts43XmlDoc) turns
+ * every `&` into `&amp;` before it parses, so of the references only `&amp;` reaches it intact
+ * (docs/entitlement.md, "Android's parser"). A value is therefore quoted with the quote it does not
+ * contain, so neither quote needs a reference; `&` and `<` (never allowed bare in an attribute) are
+ * escaped, and characters XML 1.0 does not allow become U+FFFD.
+ */
+function attr(v: string): string {
+  const e = v.replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g, '\uFFFD').replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  if (!e.includes('"')) return `"${e}"`;
+  if (!e.includes("'")) return `'${e}'`;
+  return `"${e.replace(/"/g, '&quot;')}"`;
+}
 
 function xmlOf(c: Characteristic, indent: string): string {
   const inner = indent + '  ';
-  const lines = [`${indent}<characteristic type="${xmlEscape(c.type)}">`];
-  for (const [n, v] of c.parms) lines.push(`${inner}<parm name="${xmlEscape(n)}" value="${xmlEscape(v)}"/>`);
+  const lines = [`${indent}<characteristic type=${attr(c.type)}>`];
+  for (const [n, v] of c.parms) lines.push(`${inner}<parm name=${attr(n)} value=${attr(v)}/>`);
   for (const ch of c.children) lines.push(xmlOf(ch, inner));
   lines.push(`${indent}</characteristic>`);
   return lines.join('\n');
@@ -203,13 +215,18 @@ export function parseAnswer(body: string, json: boolean): Map<string, Record<str
   const stack: string[] = [];
   const seen = new Map<string, number>();
   const unescape = (s: string) => s.replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
-  for (const m of body.matchAll(/<characteristic\s+type="([^"]*)"\s*>|<\/characteristic>|<parm\s+name="([^"]*)"\s+value="([^"]*)"\s*\/>/g)) {
-    if (m[1] !== undefined) {
-      const base = [...stack, unescape(m[1])].join('|');
+  // Attribute values in either quote (as attr() writes them).
+  const q = (name: string) => `${name}=(?:"([^"]*)"|'([^']*)')`;
+  const re = new RegExp(`<characteristic\\s+${q('type')}\\s*>|<\\/characteristic>|<parm\\s+${q('name')}\\s+${q('value')}\\s*\\/>`, 'g');
+  for (const m of body.matchAll(re)) {
+    const type = m[1] ?? m[2];
+    const name = m[3] ?? m[4];
+    if (type !== undefined) {
+      const base = [...stack, unescape(type)].join('|');
       const n = seen.get(base) ?? 0;
       seen.set(base, n + 1);
-      stack.push(n ? `${unescape(m[1])}#${n}` : unescape(m[1]));
-    } else if (m[2] !== undefined) put(stack.join('|'), unescape(m[2]), unescape(m[3] ?? ''));
+      stack.push(n ? `${unescape(type)}#${n}` : unescape(type));
+    } else if (name !== undefined) put(stack.join('|'), unescape(name), unescape(m[5] ?? m[6] ?? ''));
     else stack.pop();
   }
   return out;
