@@ -46,11 +46,13 @@ export async function buildApp(deps: AppDeps, opts: FastifyServerOptions = {}): 
     frameworkErrors: frameworkErrorHandler,
     ...opts,
   });
-  app.addHook('onResponse', async (req, reply) => {
-    if ((req.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('debug')) {
+  // Only at debug (or trace) is there a line to write: otherwise no hook runs at all.
+  if ((app.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('debug')) {
+    app.addHook('onResponse', (req, reply, done) => {
       req.log.debug({ method: req.method, url: req.url, statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request completed');
-    }
-  });
+      done();
+    });
+  }
 
   installErrorHandlers(app);
 

@@ -78,10 +78,12 @@ interface OrderBody {
 
 export async function adminRoutes(app: FastifyInstance, deps: AdminDeps) {
   // Every route under /admin, whoever registers it and whatever the encoding of its path.
-  app.addHook('onRequest', async (req) => {
+  // A callback hook, not an async one: every request of the server passes here.
+  app.addHook('onRequest', (req, _reply, done) => {
     if (isAdminRequest(req) && !authorised(req, deps.config.adminToken)) {
-      throw ApiError.unauthorised('admin API needs a valid bearer token (or a loopback caller when no ADMIN_TOKEN is set)');
+      return done(ApiError.unauthorised('admin API needs a valid bearer token (or a loopback caller when no ADMIN_TOKEN is set)'));
     }
+    done();
   });
 
   const view = (p: Awaited<ReturnType<typeof createReleasedOrder>>) => ({
