@@ -22,7 +22,7 @@
  */
 import type { Database, Queryable } from '../db/db.js';
 import { advanceClock, cycleOf, cycleStart, groupClock, isoDate, nextCycleStart } from './clock.js';
-import { activeWindow, localTime, normaliseNumber, type TimeWindow } from './controls.js';
+import { activeWindow, localTime, normaliseNumber, type GroupControlColumns, type TimeWindow } from './controls.js';
 import { GROUP_EVENT, recordGroupEvent, type GroupEventType } from './events.js';
 import { listPurchases, publicPurchase, purchaseState, usablePasses, type PublicPurchase, type PurchaseRow } from './purchases.js';
 
@@ -66,20 +66,14 @@ export interface UsageInput {
   visitedCountry?: string;
 }
 
-interface GroupPlan {
+/** The group row as usage reads it: the plan and the controls' group columns (controls.ts). */
+interface GroupPlan extends Omit<GroupControlColumns, 'pass_currency' | 'pass_offers'> {
   id: string;
   plan_data_mb: number;
   plan_voice_min: number;
   plan_sms: number;
   hotspot_mb: number;
   billing_cycle_day: number;
-  time_zone: string;
-  emergency_numbers: string[];
-  home_country: string | null;
-  roaming_data_mb: number;
-  roaming_voice_min: number;
-  roaming_sms: number;
-  roaming_at_allowance: 'block' | 'throttle';
 }
 
 interface MemberCaps {

@@ -20,6 +20,7 @@ import { ES10, type Es10Card } from './es10.js';
 import { VirtualEuicc } from './euicc.js';
 import { Lpa, LpaError, type DownloadResult, type NotificationOutcome } from './lpa.js';
 import { serveStdio } from './stdio.js';
+import { CARD_OPTIONS, OUTPUT_OPTIONS, SERVER_OPTIONS, UsageError } from './cli-options.js';
 
 export const SIM_USAGE = `mock-smdp sim — a software device: LPA (lpac's behaviour) + virtual eUICC
 
@@ -55,14 +56,9 @@ after '--' it runs that command (e.g. lpac chip info) with LPAC_APDU=stdio and s
 
 const OPTIONS = {
   state: { type: 'string' },
-  'euicc-dir': { type: 'string' },
-  certs: { type: 'string' },
-  eid: { type: 'string' },
-  new: { type: 'boolean' },
+  ...CARD_OPTIONS,
   cc: { type: 'string' },
-  url: { type: 'string' },
-  insecure: { type: 'boolean' },
-  ca: { type: 'string', multiple: true },
+  ...SERVER_OPTIONS,
   imei: { type: 'string' },
   'no-pir': { type: 'boolean' },
   smds: { type: 'string' },
@@ -73,16 +69,10 @@ const OPTIONS = {
   seq: { type: 'string', multiple: true },
   keep: { type: 'boolean' },
   apdu: { type: 'boolean' },
-  json: { type: 'boolean' },
-  verbose: { type: 'boolean', short: 'v' },
-  help: { type: 'boolean', short: 'h' },
+  ...OUTPUT_OPTIONS,
 } as const;
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
-
-class UsageError extends Error {
-  override name = 'UsageError';
-}
 
 const DEFAULT_EIN = '89049032';
 

@@ -18,6 +18,7 @@ import { parseActivationCode } from '../rsp/activation-code.js';
 import { eidWithCheckDigits } from '../rsp/identifiers.js';
 import { VirtualEuicc } from './euicc.js';
 import { Lpa, type DownloadResult } from './lpa.js';
+import { CARD_OPTIONS, OUTPUT_OPTIONS, SERVER_OPTIONS, UsageError } from './cli-options.js';
 
 export const COMPANION_USAGE = `mock-smdp sim companion — the phone's TS.43 entitlement client, then the watch (a second virtual eUICC)
 
@@ -48,23 +49,13 @@ const OPTIONS = {
   'check-only': { type: 'boolean' },
   'no-download': { type: 'boolean' },
   'entitlement-url': { type: 'string' },
-  url: { type: 'string' },
-  insecure: { type: 'boolean' },
-  ca: { type: 'string', multiple: true },
-  certs: { type: 'string' },
-  'euicc-dir': { type: 'string' },
-  eid: { type: 'string' },
-  new: { type: 'boolean' },
-  json: { type: 'boolean' },
-  verbose: { type: 'boolean', short: 'v' },
-  help: { type: 'boolean', short: 'h' },
+  ...SERVER_OPTIONS,
+  ...CARD_OPTIONS,
+  ...OUTPUT_OPTIONS,
 } as const;
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: false }>>['values'];
 
-class UsageError extends Error {
-  override name = 'UsageError';
-}
 
 /** A refusal by the entitlement server: an HTTP error, or an OperationResult other than 1. */
 class EntitlementError extends Error {
