@@ -3,24 +3,21 @@
  * file between commands.
  */
 import { spawn } from 'node:child_process';
-import { randomInt } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { addressHost, defaultConfig } from '../config.js';
 import type { CurveName } from '../crypto/curves.js';
-import { Certificate } from '../crypto/x509.js';
 import { HttpClient } from '../http/client.js';
 import { CURVE_NAMES, certPath, keyPath } from '../pki/layout.js';
 import { ActivationCodeError, parseActivationCode } from '../rsp/activation-code.js';
-import { eidWithCheckDigits } from '../rsp/identifiers.js';
 import { ApduCard, ApduFront } from './apdu.js';
 import { decode, tlv } from '../der/tlv.js';
 import { ES10, type Es10Card } from './es10.js';
 import { VirtualEuicc } from './euicc.js';
 import { Lpa, LpaError, type DownloadResult, type NotificationOutcome } from './lpa.js';
 import { serveStdio } from './stdio.js';
-import { CARD_OPTIONS, OUTPUT_OPTIONS, SERVER_OPTIONS, UsageError } from './cli-options.js';
+import { CARD_OPTIONS, OUTPUT_OPTIONS, randomEid, SERVER_OPTIONS, UsageError } from './cli-options.js';
 
 export const SIM_USAGE = `mock-smdp sim — a software device: LPA (lpac's behaviour) + virtual eUICC
 
@@ -73,23 +70,6 @@ const OPTIONS = {
 } as const;
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
-
-const DEFAULT_EIN = '89049032';
-
-/** A random EID under the EUM's first permitted EIN (or 89049032). */
-function randomEid(certsDir: string): string {
-  let ein = DEFAULT_EIN;
-  for (const curve of CURVE_NAMES) {
-    const f = join(certsDir, certPath('eum', curve));
-    if (!existsSync(f)) continue;
-    const p = Certificate.parse(readFileSync(f)).permittedEins[0];
-    if (p && /^\d{1,29}$/.test(p)) ein = p;
-    break;
-  }
-  let digits = ein;
-  while (digits.length < 30) digits += String(randomInt(10));
-  return eidWithCheckDigits(digits);
-}
 
 function hasEumKey(dir: string): boolean {
   return CURVE_NAMES.some((c) => existsSync(join(dir, certPath('eum', c))) && existsSync(join(dir, keyPath('eum', c))));

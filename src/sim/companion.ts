@@ -5,20 +5,16 @@
  * subscription or a transfer, the watch — a second virtual eUICC with its own state file — downloads
  * the profile with the activation code of the answer's DownloadInfo, as `sim download` does.
  */
-import { randomInt } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { addressHost, defaultConfig } from '../config.js';
-import { Certificate } from '../crypto/x509.js';
 import { APP_ODSA_COMPANION, parseAnswer, XML_TYPE } from '../entitlement/ts43.js';
 import { HttpClient } from '../http/client.js';
-import { CURVE_NAMES, certPath } from '../pki/layout.js';
 import { parseActivationCode } from '../rsp/activation-code.js';
-import { eidWithCheckDigits } from '../rsp/identifiers.js';
 import { VirtualEuicc } from './euicc.js';
 import { Lpa, type DownloadResult } from './lpa.js';
-import { CARD_OPTIONS, OUTPUT_OPTIONS, SERVER_OPTIONS, UsageError } from './cli-options.js';
+import { CARD_OPTIONS, OUTPUT_OPTIONS, randomEid, SERVER_OPTIONS, UsageError } from './cli-options.js';
 
 export const COMPANION_USAGE = `mock-smdp sim companion — the phone's TS.43 entitlement client, then the watch (a second virtual eUICC)
 
@@ -66,21 +62,6 @@ class EntitlementError extends Error {
   ) {
     super(message);
   }
-}
-
-/** A random EID under the EUM's first permitted EIN of the PKI folder. */
-function randomEid(certsDir: string): string {
-  let ein = '89049032';
-  for (const curve of CURVE_NAMES) {
-    const f = join(certsDir, certPath('eum', curve));
-    if (!existsSync(f)) continue;
-    const p = Certificate.parse(readFileSync(f)).permittedEins[0];
-    if (p && /^\d{1,29}$/.test(p)) ein = p;
-    break;
-  }
-  let digits = ein;
-  while (digits.length < 30) digits += String(randomInt(10));
-  return eidWithCheckDigits(digits);
 }
 
 async function openWatch(values: Values, log: (s: string) => void): Promise<VirtualEuicc> {

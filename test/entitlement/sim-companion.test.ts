@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { simCommand } from '../../src/sim/cli.js';
+import { runSim } from '../helpers/sim-cli.js';
 import { createFamily, familyOperator } from '../helpers/family-usage.js';
 import { startWorld } from '../helpers/world.js';
 
@@ -21,18 +21,7 @@ t.test('sim companion: subscribe (SharedNumber, DiffNumber), install on the watc
 
   const dir = mkdtempSync(join(tmpdir(), 'mock-smdp-companion-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const run = async (...args: string[]) => {
-    const out: string[] = [];
-    const err: string[] = [];
-    const [log, error] = [console.log, console.error];
-    console.log = (...a: unknown[]) => void out.push(a.join(' '));
-    console.error = (...a: unknown[]) => void err.push(a.join(' '));
-    try {
-      return { code: await simCommand(args), out: out.join('\n'), err: err.join('\n') };
-    } finally {
-      [console.log, console.error] = [log, error];
-    }
-  };
+  const run = (...args: string[]) => runSim(args);
   const net = ['--url', w.url, '--certs', w.pkiDir];
   const watch1 = join(dir, 'watch1.json');
 

@@ -30,6 +30,7 @@ import { httpsServerOptions } from '../../src/tls-profile.js';
 import { addEs2Operator, statusOf } from '../helpers/es2plus.js';
 import { newDevice, until } from '../helpers/operator.js';
 import { needs, SGP26 } from '../helpers/shared-data.js';
+import { runSim } from '../helpers/sim-cli.js';
 import { startWorld, testPkiDir, type World } from '../helpers/world.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'mock-smdp-es12-tls-'));
@@ -150,23 +151,12 @@ for (const curve of CURVE_NAMES) {
 }
 
 t.test('over TLS: mock-smdp sim discover --download (no client certificate) installs the event registered over mutual TLS', async (t) => {
-  const { simCommand } = await import('../../src/sim/cli.js');
   const w = await getWorld();
   const dir = mkdtempSync(join(tmpdir(), 'mock-smdp-discover-tls-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   // --insecure as lpac: the test listener has no CERT.DS.TLS of the SM-DS's own name.
   const base = ['--state', join(dir, 'card.json'), '--certs', w.pkiDir, '--url', w.url, '--insecure'];
-  const run = async (...args: string[]) => {
-    const out: string[] = [];
-    const [log, error] = [console.log, console.error];
-    console.log = (...a: unknown[]) => void out.push(a.join(' '));
-    console.error = () => {};
-    try {
-      return { code: await simCommand([...args, ...base]), out: out.join('\n') };
-    } finally {
-      [console.log, console.error] = [log, error];
-    }
-  };
+  const run = (...args: string[]) => runSim(args, base);
   const eid = JSON.parse((await run('eid', '--json')).out).eid as string;
   const op = await addEs2Operator(w);
   await op.stock(1);

@@ -12,6 +12,7 @@ import { issueEuiccCredentials } from '../../src/pki/load.js';
 import { eidWithCheckDigits } from '../../src/rsp/identifiers.js';
 import { listEvents } from '../../src/smds/store.js';
 import { CURVE_NAMES } from '../../src/pki/layout.js';
+import { runSim } from '../helpers/sim-cli.js';
 import { startWorld, type World } from '../helpers/world.js';
 import { addEs2Operator } from '../helpers/es2plus.js';
 import { until } from '../helpers/operator.js';
@@ -80,22 +81,11 @@ t.test('mock-smdp sim discover, then sim discover --download: the event listed, 
   const { mkdtempSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
-  const { simCommand } = await import('../../src/sim/cli.js');
   const w = await getWorld();
   const dir = mkdtempSync(join(tmpdir(), 'mock-smdp-discover-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const base = ['--state', join(dir, 'card.json'), '--certs', w.pkiDir, '--url', w.url];
-  const run = async (...args: string[]) => {
-    const out: string[] = [];
-    const [log, error] = [console.log, console.error];
-    console.log = (...a: unknown[]) => void out.push(a.join(' '));
-    console.error = () => {};
-    try {
-      return { code: await simCommand([...args, ...base]), out: out.join('\n') };
-    } finally {
-      [console.log, console.error] = [log, error];
-    }
-  };
+  const run = (...args: string[]) => runSim(args, base);
   const eid = JSON.parse((await run('eid', '--json')).out).eid as string;
   t.match(eid, /^\d{32}$/, 'a new card');
   const op = await addEs2Operator(w);
