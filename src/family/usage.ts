@@ -22,7 +22,7 @@
  */
 import type { Database, Queryable } from '../db/db.js';
 import { advanceClock, cycleOf, cycleStart, groupClock, isoDate, nextCycleStart } from './clock.js';
-import { activeWindow, localTime, normaliseNumber, type GroupControlColumns, type TimeWindow } from './controls.js';
+import { activeWindow, localTime, normaliseNumber, type GroupControlColumns, type MemberControlColumns } from './controls.js';
 import { GROUP_EVENT, recordGroupEvent, type GroupEventType } from './events.js';
 import { listPurchases, publicPurchase, purchaseState, usablePasses, type PublicPurchase, type PurchaseRow } from './purchases.js';
 
@@ -76,7 +76,8 @@ interface GroupPlan extends Omit<GroupControlColumns, 'pass_currency' | 'pass_of
   billing_cycle_day: number;
 }
 
-interface MemberCaps {
+/** A member as usage reads it: its caps and its controls' columns (controls.ts). */
+interface MemberCaps extends MemberControlColumns {
   id: string;
   name: string;
   role: string;
@@ -85,12 +86,6 @@ interface MemberCaps {
   cap_sms: number | null;
   cap_hotspot_mb: number | null;
   at_cap: 'block' | 'throttle';
-  time_windows: TimeWindow[];
-  trusted_numbers: string[];
-  roaming_cap_data_mb: number | null;
-  roaming_cap_voice_min: number | null;
-  roaming_cap_sms: number | null;
-  spend_limit: number | null;
 }
 
 const MEMBER_COLUMNS = `id, name, role, cap_data_mb, cap_voice_min, cap_sms, cap_hotspot_mb, at_cap, time_windows, trusted_numbers,

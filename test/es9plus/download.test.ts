@@ -6,7 +6,7 @@ import t from 'tap';
 import { sampleEid } from '../../src/pki/generate.js';
 import { Lpa, LpaError } from '../../src/sim/lpa.js';
 import { profileHistory } from '../../src/orders/store.js';
-import { startWorld } from '../helpers/world.js';
+import { secondInstance, startWorld } from '../helpers/world.js';
 import { newDevice } from '../helpers/device.js';
 
 for (const curve of ['P-256', 'brainpoolP256r1'] as const) {
@@ -74,18 +74,7 @@ t.test('an installed profile is not served again, to any eUICC', async (t) => {
 t.test('a second server process continues a session the first one started', async (t) => {
   const w1 = await startWorld(t);
   // A second app on the same database (PostgreSQL: its own connection pool).
-  const { buildApp } = await import('../../src/app.js');
-  const { openDatabase } = await import('../../src/db/db.js');
-  const url = (w1.db as { url?: string }).url;
-  const db2 = url ? await openDatabase({ url }) : w1.db;
-  if (url) t.teardown(() => db2.close());
-  const app2 = await buildApp({ config: w1.config, db: db2, pki: w1.pki }, { logger: false });
-  await app2.listen({ host: '127.0.0.1', port: 0 });
-  t.teardown(() => app2.close());
-  const port2 = (app2.server.address() as { port: number }).port;
-  const { HttpClient } = await import('../../src/http/client.js');
-  const c2 = new HttpClient({ baseUrl: `http://127.0.0.1:${port2}` });
-  t.teardown(() => c2.close());
+  const c2 = await secondInstance(t, w1);
   // Alternate instances call by call.
   let n = 0;
   const served: number[] = [];

@@ -5,26 +5,11 @@
  * never changes an answer: the step reads again.
  */
 import t from 'tap';
-import { buildApp } from '../../src/app.js';
-import { openDatabase } from '../../src/db/db.js';
 import { HttpClient } from '../../src/http/client.js';
 import { Snapshots } from '../../src/es9plus/snapshots.js';
 import { Lpa, LpaError } from '../../src/sim/lpa.js';
 import { newDevice } from '../helpers/device.js';
-import { startWorld, type World } from '../helpers/world.js';
-
-/** A second app on the world's database (PostgreSQL: its own pool), and an HTTP client for it. */
-async function secondInstance(t: { teardown(fn: () => unknown): void }, w: World): Promise<HttpClient> {
-  const url = (w.db as { url?: string }).url;
-  const db2 = url ? await openDatabase({ url }) : w.db;
-  if (url) t.teardown(() => db2.close());
-  const app2 = await buildApp({ config: w.config, db: db2, pki: w.pki }, { logger: false });
-  await app2.listen({ host: '127.0.0.1', port: 0 });
-  t.teardown(() => app2.close());
-  const c2 = new HttpClient({ baseUrl: `http://127.0.0.1:${(app2.server.address() as { port: number }).port}` });
-  t.teardown(() => c2.close());
-  return c2;
-}
+import { secondInstance, startWorld, type World } from '../helpers/world.js';
 
 /** An HTTP client for the LPA that sends call i to `route[i]` (0: the world, 1: `other`), after `before[i]`. */
 function routed(w: World, other: HttpClient | undefined, route: number[], before: Record<number, () => Promise<unknown>> = {}) {

@@ -10,7 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { defaultConfig, type Config } from '../../src/config.js';
 import type { CurveName } from '../../src/crypto/curves.js';
-import type { Database } from '../../src/db/db.js';
+import { openDatabase, type Database } from '../../src/db/db.js';
 import { HttpClient } from '../../src/http/client.js';
 import { createReleasedOrder, getProfile, type NewOrder } from '../../src/orders/store.js';
 import { generatePki } from '../../src/pki/generate.js';
@@ -87,4 +87,20 @@ export async function startWorld(
     },
     profile: (iccid: string) => getProfile(db, iccid),
   };
+}
+
+/**
+ * A second app on the world's database, as a second server instance (PostgreSQL: its own pool;
+ * PGlite: the same handle), listening on a port of its own; answers an HTTP client for it.
+ */
+export async function secondInstance(t: TestLike, w: Pick<World, 'db' | 'config' | 'pki'>): Promise<HttpClient> {
+  const url = (w.db as { url?: string }).url;
+  const db2 = url ? await openDatabase({ url }) : w.db;
+  if (url) t.teardown(() => db2.close());
+  const app2 = await buildApp({ config: w.config, db: db2, pki: w.pki }, { logger: false });
+  await app2.listen({ host: '127.0.0.1', port: 0 });
+  t.teardown(() => app2.close());
+  const client = new HttpClient({ baseUrl: `http://127.0.0.1:${(app2.server.address() as { port: number }).port}` });
+  t.teardown(() => client.close());
+  return client;
 }
