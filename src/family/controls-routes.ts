@@ -19,22 +19,23 @@
  * Each handler, as in routes.ts: the caller (401), the body (400), the group/member (404), the
  * permission (403), then the change in one transaction; refusals render as `{ error, message }`.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Database, Queryable } from '../db/db.js';
 import { ApiError } from '../http/api-error.js';
 import { errorReply, jsonReply, OPERATOR_ONLY } from '../openapi.js';
 import { loadSchemas } from '../schemas.js';
 import {
   checkGroupOperator, checkMayBuy, checkMayDecidePurchase, checkMayReadGroup, checkMayReadMember, checkMayReadPasses, checkMaySetControls,
-  checkMaySetTimeZone, principalLabel, resolvePrincipal, type Principal,
+  checkMaySetTimeZone, principalLabel, type Principal,
 } from './auth.js';
 import { groupClock } from './clock.js';
+import { groupRoutes } from './group-route.js';
 import {
   groupControlsOf, localTime, memberControlsOf, setEmergencyNumbers, setMemberControls, setPassOffers, setRoamingPlan, setTimeZone,
   type MemberControls, type PassOffer, type RoamingPlan,
 } from './controls.js';
 import { approvePurchase, buyPass, declinePurchase, listPurchases, publicPurchase, type Buyer, type PurchaseStatus } from './purchases.js';
-import { getGroup, getMember, listMembers, type GroupRow, type MemberRow } from './store.js';
+import { getMember, listMembers, type GroupRow, type MemberRow } from './store.js';
 
 const tags = ['family'];
 const idParam = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' } as const;
@@ -108,27 +109,7 @@ export async function familyControlRoutes(app: FastifyInstance, deps: { db: Data
     return x;
   };
 
-  interface Call<B> { principal: Principal; by: string; q: Queryable; group: GroupRow; body: B; params: P; query: Record<string, string | undefined> }
-
-  function route<B = unknown>(method: 'GET' | 'POST' | 'PUT', url: string, schema: Record<string, unknown>, fn: (c: Call<B>) => Promise<unknown>, okStatus = 200) {
-    app.route({
-      method,
-      url: `/family${url}`,
-      schema: { tags, ...schema },
-      attachValidation: true,
-      handler: async (req: FastifyRequest, reply: FastifyReply) => {
-        const principal = await resolvePrincipal(db, req);
-        if (req.validationError) throw ApiError.fromValidation(req.validationError as never);
-        const p = req.params as P;
-        const out = await db.tx(async (q) => {
-          const group = await getGroup(q, p.gid, { lock: method !== 'GET' });
-          if (!group) throw new ApiError(404, 'notFound', `no family group ${p.gid}`, { group: p.gid });
-          return fn({ principal, by: principalLabel(principal), q, group, body: (req.body ?? {}) as B, params: p, query: (req.query ?? {}) as Record<string, string | undefined> });
-        });
-        return reply.code(okStatus).send(out);
-      },
-    });
-  }
+  const route = groupRoutes<P>(app, db, { tags, tx: true });
   const ok = (description: string, schema: Record<string, unknown>, example: unknown, status = 200, more: Record<string, unknown> = {}) =>
     ({ [status]: jsonReply(description, schema, example), 403: E403, 404: E404, ...more });
 
@@ -234,7 +215,7 @@ export async function familyControlRoutes(app: FastifyInstance, deps: { db: Data
     const m = await loadMember(q, group, p.mid);
     checkMayBuy(principal, group, m);
     return buyPass(q, group, m, body.pass, buyerOf(principal));
-  }, 201);
+  }, { okStatus: 201 });
 
   route('GET', '/groups/:gid/members/:mid/purchases', {
     summary: "A member's purchases (operator, group owner, the member)", params: params('gid', 'mid'),

@@ -14,13 +14,13 @@
  * The controls routes (controls-routes.ts: time windows, roaming, passes, purchases) are registered
  * from here, at the end.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Database } from '../db/db.js';
 import { ApiError } from '../http/api-error.js';
 import { errorReply, jsonReply, OPERATOR_ONLY } from '../openapi.js';
-import { checkGroupOperator, checkMayReadGroup, checkMayReadMember, resolvePrincipal, type Principal } from './auth.js';
+import { checkGroupOperator, checkMayReadGroup, checkMayReadMember } from './auth.js';
 import { listGroupEvents } from './events.js';
-import { getGroup, type GroupRow } from './store.js';
+import { groupRoutes } from './group-route.js';
 import { loadSchemas } from '../schemas.js';
 import { familyControlRoutes } from './controls-routes.js';
 import { advanceGroupClock, clockOf, listUsageEvents, recordUsage, rollover, usageSummary, type UsageKind } from './usage.js';
@@ -55,24 +55,8 @@ const ok = (description: string, schema: Record<string, unknown>, example: unkno
 export async function familyUsageRoutes(app: FastifyInstance, deps: { db: Database }) {
   const { db } = deps;
 
-  function route<B>(method: 'GET' | 'POST', url: string, schema: Record<string, unknown>,
-    fn: (c: { principal: Principal; group: GroupRow; body: B; params: P; query: Record<string, string | undefined> }) => Promise<unknown>) {
-    app.route({
-      method,
-      url: `/family${url}`,
-      schema: { tags, ...schema },
-      attachValidation: true,
-      // Refusals are thrown (ApiError, or the store's FamilyError/UsageError) and rendered by the app's error handler.
-      handler: async (req: FastifyRequest, reply: FastifyReply) => {
-        const principal = await resolvePrincipal(db, req);
-        if (req.validationError) throw ApiError.fromValidation(req.validationError as never);
-        const p = req.params as P;
-        const group = await getGroup(db, p.gid);
-        if (!group) throw new ApiError(404, 'notFound', `no family group ${p.gid}`, { group: p.gid });
-        return reply.send(await fn({ principal, group, body: (req.body ?? {}) as B, params: p, query: (req.query ?? {}) as Record<string, string | undefined> }));
-      },
-    });
-  }
+  // Usage is serialised per group by recordUsage itself: these routes read the group without a lock.
+  const route = groupRoutes<P>(app, db, { tags, tx: false });
 
   route<{ kind: UsageKind; amount: number; hotspot?: boolean; otherParty?: string; visitedCountry?: string }>('POST', '/groups/:gid/lines/:lid/usage', {
     ...OPERATOR_ONLY, summary: "Record a line's usage (data MB, voice minutes, SMS; the other party, the visited country); answers allowed / throttled / blocked and the rule that decided (operator)",
