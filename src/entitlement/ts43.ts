@@ -119,7 +119,7 @@ export function failure(result: number, text: string): Characteristic {
 }
 
 /**
- * An attribute value, quoted. Android's TS.43 parser (AOSP service_entitlement's Ts43XmlDoc) turns
+ * An attribute value, quoted. Android's TS.43 client library turns
  * every `&` into `&amp;` before it parses, so of the references only `&amp;` reaches it intact
  * (docs/entitlement.md, "Android's parser"). A value is therefore quoted with the quote it does not
  * contain, so neither quote needs a reference; `&` and `<` (never allowed bare in an attribute) are
