@@ -17,10 +17,22 @@ import type { SessionRead } from './sessions.js';
 /** A session and its profile as last written by this process. */
 export type Snapshot = SessionRead & { profile: NonNullable<SessionRead['profile']>; faults_pending: false };
 
-export class Snapshots {
-  private readonly kept = new Map<string, Snapshot>();
+/** What a snapshot holds in bytes, roughly: its buffers (certificate, metadata, template) and a little more. */
+function bytesOf(s: Snapshot): number {
+  let n = 512;
+  for (const row of [s.session, s.profile] as object[]) for (const v of Object.values(row)) if (Buffer.isBuffer(v)) n += v.length;
+  return n;
+}
 
-  constructor(private readonly max = 1024) {}
+export class Snapshots {
+  private readonly kept = new Map<string, { snapshot: Snapshot; bytes: number }>();
+  private bytes = 0;
+
+  /**
+   * At most `max` snapshots and `maxBytes` of them (a profile type's template is kept from
+   * authenticateClient to getBoundProfilePackage and may be large), the oldest pushed out first.
+   */
+  constructor(private readonly max = 1024, private readonly maxBytes = 16 * 1024 * 1024) {}
 
   /**
    * Keeps what a step wrote, unless a part of it is unknown here: a row version left out (after
@@ -29,22 +41,34 @@ export class Snapshots {
   keep(read: SessionRead & { profile: NonNullable<SessionRead['profile']> }): void {
     if (!read.profile.row_version || read.faults_pending) return;
     const tid = read.session.transaction_id;
-    this.kept.delete(tid);
+    this.drop(tid);
+    const snapshot = { ...read, faults_pending: false } as Snapshot;
+    const bytes = bytesOf(snapshot);
+    if (bytes > this.maxBytes) return;
     // Oldest first: a session abandoned half-way is pushed out by newer ones.
-    if (this.kept.size >= this.max) this.kept.delete(this.kept.keys().next().value!);
-    this.kept.set(tid, { ...read, faults_pending: false } as Snapshot);
+    while (this.kept.size >= this.max || this.bytes + bytes > this.maxBytes) this.drop(this.kept.keys().next().value!);
+    this.kept.set(tid, { snapshot, bytes });
+    this.bytes += bytes;
   }
 
   /** The session's snapshot, removed: each is used once (its step either writes a new one or reads afresh). */
   take(tid: string): Snapshot | undefined {
-    const s = this.kept.get(tid);
-    if (!s) return undefined;
-    this.kept.delete(tid);
-    return s.session.expires_at > new Date() ? s : undefined;
+    const e = this.kept.get(tid);
+    if (!e) return undefined;
+    this.drop(tid);
+    return e.snapshot.session.expires_at > new Date() ? e.snapshot : undefined;
   }
 
   drop(tid: string): void {
+    const e = this.kept.get(tid);
+    if (!e) return;
     this.kept.delete(tid);
+    this.bytes -= e.bytes;
+  }
+
+  /** The bytes the kept snapshots hold (roughly, see bytesOf). */
+  get heldBytes(): number {
+    return this.bytes;
   }
 
   get size(): number {

@@ -52,6 +52,26 @@ t.test('the cache itself: each snapshot taken once, none for an expired session,
   t.equal(s.size, 1, 'nothing kept with faults pending or an unknown row version');
 });
 
+t.test('the cache holds a bounded number of bytes: large templates push older snapshots out', async (t) => {
+  const s = new Snapshots(100, 10_000);
+  const snap = (tid: string, templateBytes: number) => ({
+    session: { transaction_id: tid, expires_at: new Date(Date.now() + 60_000), euicc_certificate: Buffer.alloc(500) } as never,
+    profile: { row_version: '7', template: Buffer.alloc(templateBytes) } as never,
+    faults_pending: false as const,
+  });
+  s.keep(snap('A', 3000));
+  s.keep(snap('B', 3000));
+  t.equal(s.size, 2);
+  s.keep(snap('C', 3000));
+  t.equal(s.size, 2, 'over 10,000 bytes: the oldest went');
+  t.notOk(s.take('A'));
+  t.ok(s.heldBytes <= 10_000, `${s.heldBytes} bytes held`);
+  s.keep(snap('D', 20_000));
+  t.notOk(s.take('D'), 'a snapshot larger than the whole budget is not kept');
+  t.ok(s.take('B') && s.take('C'), 'and pushes nothing out');
+  t.equal(s.heldBytes, 0, 'taking releases the bytes');
+});
+
 t.test('another instance went on with the session: the stale snapshot is read again, and the download completes', async (t) => {
   const w = await startWorld(t);
   const other = await secondInstance(t, w);
