@@ -5,7 +5,8 @@
  * delays ES9+ for long.
  *
  * - rsp_sessions past expires_at (always, whatever RETENTION_DAYS: an expired session can no longer
- *   be continued, lockSessionWithProfile ignores it, and initiateAuthentication purges them now and then too);
+ *   be continued, lockSessionWithProfile ignores it; sessions that ended keep their row until then, and
+ *   authenticateClient deletes a batch of expired ones now and then too, `pruneExpiredSessions`);
  * - delivered outbox rows delivered more than RETENTION_DAYS ago (undelivered rows never);
  * - notifications and profile_events older than RETENTION_DAYS of profiles in a final state,
  *   Installed or Unavailable (src/orders/state-machine.ts), plus notifications that belong to no
@@ -92,6 +93,11 @@ async function batch(db: Database, kind: keyof PruneCounts, limit: number, days:
     const rows = await q.query(`${p.sql} RETURNING 1`, p.history ? [limit, days] : [limit]);
     return rows.length;
   });
+}
+
+/** One batch of expired RSP sessions, without the advisory lock (SKIP LOCKED keeps batches apart): rows deleted. */
+export async function pruneExpiredSessions(db: Database, limit = 1000): Promise<number> {
+  return (await db.query(`${PRUNE.sessions.sql} RETURNING 1`, [limit])).length;
 }
 
 /**

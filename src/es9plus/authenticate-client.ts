@@ -2,10 +2,11 @@
 import { signRaw, verifyRaw } from '../crypto/ecdsa.js';
 import type { KeyObject } from 'node:crypto';
 import type { Database } from '../db/db.js';
+import { pruneExpiredSessions } from '../db/retention.js';
 import { tlv } from '../der/tlv.js';
 import { check, FunctionFailed, SC } from '../errors.js';
 import type { ProfileRow, ProfileTypeRow } from '../orders/store.js';
-import { applyChange, profileColumns, ROW_VERSION, type ProfileContext } from '../orders/state-machine.js';
+import { applyChange, ChangedMeanwhile, profileColumns, ROW_VERSION, type ProfileContext, type SqlPart } from '../orders/state-machine.js';
 import { AUTHENTICATE_ERROR, decodeAuthenticateServerResponse, type EuiccSigned1 } from '../rsp/authentication.js';
 import { encodeSmdpSigned2, encodeStoreMetadataRequest } from '../rsp/download.js';
 import { iccidToEf } from '../rsp/identifiers.js';
@@ -13,7 +14,7 @@ import { KEY_LOOKUPS, type Es9Deps } from './context.js';
 import { certificateEid, verifyEuiccChain } from './certificates.js';
 import { checkFaultsHandled } from './faults.js';
 import { b64, codeName, decodeField, transactionIdOf } from './input.js';
-import { FAULTS_PENDING, SESSION_SELECT, canSessionStep, optimistically, sessionGuard, sessionOf, type SessionRow, type SessionStep } from './sessions.js';
+import { FAULTS_PENDING, canSessionStep, openedSession, optimistically, type SessionRow, type SessionStep } from './sessions.js';
 
 export interface AuthenticateClientRequest {
   transactionId: string;
@@ -47,28 +48,42 @@ export function checkServerChallenge(signed: EuiccSigned1, session: SessionRow):
 }
 
 /**
- * The one read of authenticateClient: the session and the order it asks for: by MatchingID, or with
- * none the oldest Released order for the eUICC's EID (the default SM-DP+ case), with the profile
- * type's metadata and template (for getBoundProfilePackage, through the snapshot), the listeners'
- * columns, the profile's row version and whether fault injections are pending. No lock: the write
- * is guarded (applyChange).
+ * The one read of authenticateClient: the order the eUICC asks for, by MatchingID, or with none the
+ * oldest Released order for the eUICC's EID (the default SM-DP+ case), with the profile type's
+ * metadata and template (for getBoundProfilePackage, through the snapshot), the listeners' columns
+ * and the profile's row version; whether the transactionId was used already (a session row exists:
+ * the session was opened without a write, src/es9plus/transaction-ids.ts) and whether fault
+ * injections are pending. No lock: the write is guarded (applyChange).
  */
-async function readSessionAndOrder(db: Database, tidHex: string, matchingId: string | undefined, eid: string | undefined) {
+async function readOrder(db: Database, tidHex: string, matchingId: string | undefined, eid: string | undefined) {
   const rows = await db.query<Record<string, unknown>>(
-    `SELECT ${SESSION_SELECT}, o.*, ${FAULTS_PENDING}
-       FROM rsp_sessions s
+    `SELECT x.*, o.*
+       FROM (SELECT EXISTS (SELECT 1 FROM rsp_sessions WHERE transaction_id = $1) AS session_written, ${FAULTS_PENDING}) x
        LEFT JOIN LATERAL (
          SELECT p.*, ${ROW_VERSION}, t.service_provider_name, t.profile_name, t.profile_class, t.template${profileColumns()}
            FROM profiles p JOIN profile_types t ON t.name = p.profile_type
           WHERE ${matchingId ? 'p.matching_id = $2' : `p.eid = $2 AND p.state = 'Released'`}
-          ORDER BY p.updated_at LIMIT 1) o ON true
-      WHERE s.transaction_id = $1 AND s.expires_at > now()`,
+          ORDER BY p.updated_at LIMIT 1) o ON true`,
     [tidHex, matchingId ? matchingId.toUpperCase() : eid ?? null],
     KEY_LOOKUPS,
   );
-  const row = rows[0];
-  if (!row) return undefined;
-  return { session: sessionOf(row), order: row.iccid ? (row as unknown as OrderRow) : undefined, faults_pending: row.faults_pending };
+  const row = rows[0]!;
+  return { sessionWritten: row.session_written === true, order: row.iccid ? (row as unknown as OrderRow) : undefined, faults_pending: row.faults_pending };
+}
+
+/**
+ * Verify the transactionId was issued by this server (its tag) and has not expired, otherwise
+ * 8.10.1/3.9; answers the session it opened ('initiated', no row yet).
+ */
+export async function checkSessionOpened(deps: Pick<Es9Deps, 'tids' | 'config'>, tid: { hex: string; bytes: Buffer }): Promise<SessionRow> {
+  const opened = await deps.tids.open(tid.bytes, deps.config.smdpAddress);
+  const session = opened && openedSession(tid.hex, opened, deps.config.smdpAddress, deps.config.sessionTtlSeconds);
+  return checkSessionState(session, 'authenticateClient', tid.hex);
+}
+
+/** Verify no session row holds the transactionId yet (it was not used already), otherwise 8.10.1/3.9. */
+export function checkSessionUnused(written: boolean, tid: string): void {
+  check(!written, SC.transactionUnknown, `transactionId ${tid} is not awaiting this function`);
 }
 
 /**
@@ -115,6 +130,25 @@ export function buildProfileMetadata(order: OrderRow, notificationAddress: strin
   });
 }
 
+/** The session's first row, written with the change (`… FROM t`: only if the change is). */
+function insertSession(s: SessionRow): SqlPart {
+  return {
+    sql: `INSERT INTO rsp_sessions (transaction_id, state, ci_ski, server_address, server_challenge, created_at, expires_at,
+            eid, iccid, euicc_certificate, smdp_signature2, profile_metadata, cc_required)
+          SELECT $1::text, 'authenticated', $2::text, $3::text, $4::bytea, $5::timestamptz, $6::timestamptz,
+            $7::text, $8::text, $9::bytea, $10::bytea, $11::bytea, $12::boolean FROM t RETURNING 1`,
+    params: [s.transaction_id, s.ci_ski, s.server_address, s.server_challenge, s.created_at, s.expires_at,
+      s.eid, s.iccid, s.euicc_certificate, s.smdp_signature2, s.profile_metadata, s.cc_required],
+  };
+}
+
+/** The guard of authenticateClient's write: no session row holds the transactionId yet. */
+function unusedTransactionId(tid: string): SqlPart {
+  return { sql: 'SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM rsp_sessions WHERE transaction_id = $1::text)', params: [tid] };
+}
+
+let calls = 0;
+
 export async function authenticateClient(deps: Es9Deps, req: AuthenticateClientRequest) {
   const tid = transactionIdOf(req.transactionId);
   const asrBytes = b64(req.authenticateServerResponse, 'authenticateServerResponse');
@@ -123,10 +157,14 @@ export async function authenticateClient(deps: Es9Deps, req: AuthenticateClientR
   // The EID as the certificate states it, to find the order in the same read; verified below.
   const claimedEid = 'ok' in asr ? certificateEid(asr.ok.euiccCertificate) : undefined;
 
+  // A transactionId this server did not issue, or one expired, is refused before any read.
+  const session = await checkSessionOpened(deps, tid);
+  // Ended sessions keep their row until they expire: a batch of expired ones goes now and then.
+  if (++calls % 256 === 0) pruneExpiredSessions(deps.db).catch((err: unknown) => deps.log.warn({ err }, 'session purge failed'));
   return optimistically(async () => {
-    const read = await readSessionAndOrder(deps.db, tid.hex, matchingId, claimedEid);
-    const session = checkSessionState(read?.session, 'authenticateClient', tid.hex);
-    checkFaultsHandled(deps, read!);
+    const read = await readOrder(deps.db, tid.hex, matchingId, claimedEid);
+    checkSessionUnused(read.sessionWritten, tid.hex);
+    checkFaultsHandled(deps, read);
     if ('error' in asr) {
       throw new FunctionFailed(SC.euiccVerificationFailed, `eUICC refused the server: ${codeName(AUTHENTICATE_ERROR, asr.error.code)}`);
     }
@@ -136,7 +174,7 @@ export async function authenticateClient(deps: Es9Deps, req: AuthenticateClientR
     checkEuiccSignature1(chain.euicc.publicKey, euiccSigned1, euiccSignature1);
     checkServerChallenge(euiccSigned1, session);
 
-    const order = checkOrderFound(chain.eid === claimedEid ? read!.order : undefined, matchingId, chain.eid);
+    const order = checkOrderFound(chain.eid === claimedEid ? read.order : undefined, matchingId, chain.eid);
     checkOrderEid(order, chain.eid);
     checkOrderDownloadable(order, new Date());
     checkEligibility(order, euiccSigned1);
@@ -147,27 +185,23 @@ export async function authenticateClient(deps: Es9Deps, req: AuthenticateClientR
     const smdpSigned2 = encodeSmdpSigned2({ transactionId: tid.bytes, ccRequiredFlag: ccRequired });
     const smdpSignature2 = tlv(0x5f37, signRaw(dp.pb.key, Buffer.concat([smdpSigned2, euiccSignature1Do])));
 
-    // One statement: the order (eid, attempt count, history, operator callback) and the session.
+    // One statement: the order (eid, attempt count, history, operator callback) and the session's
+    // first row. Two calls with one transactionId: the session's primary key lets one through.
+    const authenticated: SessionRow = {
+      ...session, state: 'authenticated', eid: chain.eid, iccid: order.iccid, euicc_certificate: asr.ok.euiccCertificate,
+      smdp_signature2: smdpSignature2, profile_metadata: metadata, cc_required: ccRequired,
+    };
     const written = await applyChange(deps.db, order, {
       action: 'authenticated',
       to: order.state,
       set: { eid: chain.eid, download_attempts: order.download_attempts + 1 },
       detail: { transactionId: tid.hex, eid: chain.eid, attempt: order.download_attempts + 1 },
       facts: { eid: chain.eid, transactionId: tid.hex },
-    }, [{
-      sql: `UPDATE rsp_sessions SET state = 'authenticated', eid = $2, iccid = $3, euicc_certificate = $4,
-              smdp_signature2 = $5, profile_metadata = $6, cc_required = $7
-             WHERE transaction_id = $1 AND state = 'initiated' AND EXISTS (SELECT 1 FROM t) RETURNING 1`,
-      params: [tid.hex, chain.eid, order.iccid, asr.ok.euiccCertificate, smdpSignature2, metadata, ccRequired],
-    }], sessionGuard(tid.hex, 'initiated'));
-    deps.snapshots?.keep({
-      session: {
-        ...session, state: 'authenticated', eid: chain.eid, iccid: order.iccid, euicc_certificate: asr.ok.euiccCertificate,
-        smdp_signature2: smdpSignature2, profile_metadata: metadata, cc_required: ccRequired,
-      },
-      profile: written,
-      faults_pending: read!.faults_pending,
+    }, [insertSession(authenticated)], unusedTransactionId(tid.hex)).catch((err: unknown) => {
+      if ((err as { code?: string })?.code === '23505') throw new ChangedMeanwhile('transactionId used meanwhile');
+      throw err;
     });
+    deps.snapshots?.keep({ session: authenticated, profile: written, faults_pending: read.faults_pending });
 
     return {
       transactionId: tid.hex,

@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import type { Database } from '../db/db.js';
 import type { ServerPki } from '../pki/load.js';
 import type { Snapshots } from './snapshots.js';
+import type { TransactionIds } from './transaction-ids.js';
 
 /** What every ES9+ function needs; nothing here is per-session state (that lives in the database). */
 export interface Es9Deps {
@@ -14,6 +15,8 @@ export interface Es9Deps {
   faultsChecked?: boolean;
   /** What this process wrote at each session's last step (src/es9plus/snapshots.ts); none: every step reads. */
   snapshots?: Snapshots;
+  /** The transactionIds that open sessions without a write (src/es9plus/transaction-ids.ts). */
+  tids: TransactionIds;
 }
 
 /**

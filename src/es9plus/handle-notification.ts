@@ -16,7 +16,7 @@ import { decodePendingNotification, NOTIFICATION_OPERATIONS as OPERATIONS, type 
 import { KEY_LOOKUPS, type Es9Deps } from './context.js';
 import { sessionEuiccCertificate, verifyEuiccChain } from './certificates.js';
 import { b64 } from './input.js';
-import { FAULTS_PENDING, canSessionStep, optimistically, readSessionWithProfile, sessionGuard, tidHex, type SessionRow } from './sessions.js';
+import { END_SESSION, FAULTS_PENDING, canSessionStep, optimistically, readSessionWithProfile, sessionGuard, tidHex, type SessionRow } from './sessions.js';
 import { checkFaultsHandled } from './faults.js';
 
 export interface HandleNotificationRequest {
@@ -123,7 +123,7 @@ async function handleInstallResult(deps: Es9Deps, raw: Buffer, pir: ProfileInsta
       : { action: 'installFailed', to: 'Error', set: { device_state: null }, detail: { transactionId: tid, eid: session.eid, ...detail },
           facts: { ...facts, message: `bppCommandId ${fr.error.bppCommandId} errorReason ${fr.error.errorReason}` } }, [
       recordPart(raw, { ...base, verified: true, eid: session.eid, iccid: session.iccid, outcome: success ? 'success' : 'error', detail }, true),
-      { sql: 'DELETE FROM rsp_sessions WHERE transaction_id = $1 AND EXISTS (SELECT 1 FROM t) RETURNING 1', params: [tid] },
+      { sql: `${END_SESSION} WHERE transaction_id = $1 AND EXISTS (SELECT 1 FROM t) RETURNING 1`, params: [tid] },
     ], sessionGuard(tid, 'bound'), { snapshot: !!snapshot });
   });
 }

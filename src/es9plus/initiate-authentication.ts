@@ -1,5 +1,7 @@
-/** ES9+.InitiateAuthentication (SGP.22 §5.6.1): choose a CI, open an RSP session, sign ServerSigned1. */
-import { randomBytes } from 'node:crypto';
+/**
+ * ES9+.InitiateAuthentication (SGP.22 §5.6.1): choose a CI, open an RSP session, sign ServerSigned1.
+ * The session is opened without a write: its transactionId carries it (src/es9plus/transaction-ids.ts).
+ */
 import { signRaw } from '../crypto/ecdsa.js';
 import { tlv } from '../der/tlv.js';
 import { check, FunctionFailed, SC } from '../errors.js';
@@ -8,7 +10,7 @@ import { decodeEuiccInfo1, type EuiccInfo1 } from '../rsp/euiccinfo.js';
 import { encodeServerSigned1 } from '../rsp/authentication.js';
 import type { Es9Deps } from './context.js';
 import { b64, decodeField } from './input.js';
-import { insertSession, purgeExpiredSessions, tidHex } from './sessions.js';
+import { tidHex } from './sessions.js';
 
 export interface InitiateAuthenticationRequest {
   euiccChallenge: string;
@@ -46,8 +48,6 @@ export function selectCredentials(info: EuiccInfo1, byCiSkiHex: Map<string, DpCr
   return chosen;
 }
 
-let calls = 0;
-
 export async function initiateAuthentication(deps: Es9Deps, req: InitiateAuthenticationRequest) {
   checkSmdpAddress(req.smdpAddress, deps.config.smdpAddress);
   const euiccChallenge = b64(req.euiccChallenge, 'euiccChallenge');
@@ -56,8 +56,7 @@ export async function initiateAuthentication(deps: Es9Deps, req: InitiateAuthent
   checkSvn(info);
   const dp = selectCredentials(info, deps.pki.byCiSkiHex);
 
-  const transactionId = randomBytes(16);
-  const serverChallenge = randomBytes(16);
+  const { transactionId, serverChallenge } = await deps.tids.issue(dp.ciSki.toString('hex'), deps.config.smdpAddress);
   const serverSigned1 = encodeServerSigned1({
     transactionId,
     euiccChallenge,
@@ -66,19 +65,6 @@ export async function initiateAuthentication(deps: Es9Deps, req: InitiateAuthent
   });
   const serverSignature1 = signRaw(dp.auth.key, serverSigned1);
 
-  // Expired sessions are dropped now and then by whichever instance is serving.
-  if (++calls % 256 === 0) purgeExpiredSessions(deps.db).catch((err) => deps.log.warn({ err }, 'session purge failed'));
-  await insertSession(
-    deps.db,
-    {
-      transaction_id: tidHex(transactionId),
-      ci_ski: dp.ciSki.toString('hex').toUpperCase(),
-      server_address: deps.config.smdpAddress,
-      euicc_challenge: euiccChallenge,
-      server_challenge: serverChallenge,
-    },
-    deps.config.sessionTtlSeconds,
-  );
   return {
     transactionId: tidHex(transactionId),
     serverSigned1: serverSigned1.toString('base64'),

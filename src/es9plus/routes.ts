@@ -12,6 +12,7 @@ import { initiateAuthentication } from './initiate-authentication.js';
 import { FaultsPending, injectFault } from './faults.js';
 import { ES9_PREFIX } from '../rsp/es9plus.js';
 import { Snapshots } from './snapshots.js';
+import { TransactionIds, transactionIdKey } from './transaction-ids.js';
 
 /**
  * handleNotification answers 204 even when its body cannot be parsed (SGP.22 §5.6.4: whatever the
@@ -23,8 +24,9 @@ export function notificationErrorHandler(err: FastifyError, request: FastifyRequ
   return reply.code(204).header('x-admin-protocol', ADMIN_PROTOCOL).send();
 }
 
-export async function es9plusRoutes(app: FastifyInstance, given: Es9Deps) {
-  const deps: Es9Deps = { ...given, snapshots: given.snapshots ?? new Snapshots() };
+export async function es9plusRoutes(app: FastifyInstance, given: Omit<Es9Deps, 'tids'> & Partial<Pick<Es9Deps, 'tids'>>) {
+  const tids = given.tids ?? new TransactionIds(() => transactionIdKey(given.db), given.pki.byCiSkiHex.keys());
+  const deps: Es9Deps = { ...given, tids, snapshots: given.snapshots ?? new Snapshots() };
   const schemas = loadSchemas('es9plus');
   const route = <B>(name: string, fn: (deps: Es9Deps, body: B) => Promise<object | void>, noContent = false) => {
     app.post<{ Body: B }>(`${ES9_PREFIX}/${name}`, {

@@ -2,15 +2,22 @@
 import type { Database, Queryable } from '../db/db.js';
 import { ChangedMeanwhile, profileColumns, ROW_VERSION, type ProfileContext, type SqlPart } from '../orders/state-machine.js';
 import type { ProfileTypeRow } from '../orders/store.js';
+import type { OpenedSession } from './transaction-ids.js';
 
-export type SessionState = 'initiated' | 'authenticated' | 'bound';
+/**
+ * 'initiated' is never a row: it is a transactionId issued by initiateAuthentication and not yet
+ * used (src/es9plus/transaction-ids.ts); authenticateClient writes the row, and an ended session
+ * keeps it, 'ended', until it expires.
+ */
+export type SessionState = 'initiated' | 'authenticated' | 'bound' | 'ended';
 
 export interface SessionRow {
   transaction_id: string;
   state: SessionState;
   ci_ski: string;
   server_address: string;
-  euicc_challenge: Buffer;
+  /** Not kept: signed in initiateAuthentication only (migration 014). */
+  euicc_challenge: Buffer | null;
   server_challenge: Buffer;
   created_at: Date;
   expires_at: Date;
@@ -32,7 +39,8 @@ export type SessionStep = 'authenticateClient' | 'getBoundProfilePackage' | 'res
 /**
  * The RSP session's own small state machine (SGP.22 §3.1.3; docs/protocol.md#rsp-session-states): the
  * states each ES9+ step may run in, and the state it leaves the session in ('ended': the row is
- * deleted). initiateAuthentication creates a session 'initiated'; expiry ends any.
+ * kept in state 'ended' until it expires, so its transactionId is not used twice). A transactionId
+ * issued by initiateAuthentication is a session 'initiated' with no row yet; expiry ends any.
  */
 export const SESSION_STEPS: Readonly<Record<SessionStep, { from: readonly SessionState[]; to: SessionState | 'ended' }>> = {
   authenticateClient: { from: ['initiated'], to: 'authenticated' },
@@ -46,22 +54,27 @@ export function canSessionStep(session: Pick<SessionRow, 'state'>, step: Session
   return SESSION_STEPS[step].from.includes(session.state);
 }
 
-export async function insertSession(
-  db: Database,
-  s: Pick<SessionRow, 'transaction_id' | 'ci_ski' | 'server_address' | 'euicc_challenge' | 'server_challenge'>,
-  ttlSeconds: number,
-): Promise<void> {
-  await db.query(
-    `INSERT INTO rsp_sessions (transaction_id, state, ci_ski, server_address, euicc_challenge, server_challenge, expires_at)
-     VALUES ($1, 'initiated', $2, $3, $4, $5, now() + make_interval(secs => $6::integer))`,
-    [s.transaction_id, s.ci_ski, s.server_address, s.euicc_challenge, s.server_challenge, ttlSeconds],
-    { keyLookups: true },
-  );
-}
+/**
+ * The SET of a session that ends (install result, cancellation): its row stays, 'ended', until it
+ * expires, so its transactionId is refused from then on; what it held of the eUICC and the package
+ * goes.
+ */
+export const END_SESSION = `UPDATE rsp_sessions SET state = 'ended', euicc_certificate = NULL, smdp_signature2 = NULL,
+         profile_metadata = NULL, euicc_otpk = NULL, bound_profile_package = NULL`;
 
-export async function purgeExpiredSessions(q: Queryable): Promise<number> {
-  const rows = await q.query('DELETE FROM rsp_sessions WHERE expires_at <= now() RETURNING 1');
-  return rows.length;
+/**
+ * The session a transactionId opened and no row holds yet ('initiated'), or undefined when it has
+ * expired (SGP.22 §5.6.1; src/es9plus/transaction-ids.ts).
+ */
+export function openedSession(tid: string, opened: OpenedSession, serverAddress: string, ttlSeconds: number, now = Date.now()): SessionRow | undefined {
+  const expires = opened.openedAt.getTime() + ttlSeconds * 1000;
+  if (expires <= now) return undefined;
+  return {
+    transaction_id: tid, state: 'initiated', ci_ski: opened.ciSki, server_address: serverAddress, euicc_challenge: null,
+    server_challenge: opened.serverChallenge, created_at: opened.openedAt, expires_at: new Date(expires),
+    eid: null, iccid: null, euicc_certificate: null, smdp_signature2: null, profile_metadata: null, cc_required: null,
+    euicc_otpk: null, bound_profile_package: null,
+  };
 }
 
 const SESSION_FIELDS = [

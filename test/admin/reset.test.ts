@@ -18,7 +18,7 @@ const count = async (w: World, table: string) => (await w.db.query<{ n: number }
 
 async function addSession(w: World) {
   await w.db.query(`INSERT INTO rsp_sessions (transaction_id, state, ci_ski, server_address, euicc_challenge, server_challenge, expires_at)
-    VALUES ($1, 'initiated', 'ab', 'localhost', $2, $2, now() + interval '1 hour')`, [randomBytes(16).toString('hex').toUpperCase(), randomBytes(16)]);
+    VALUES ($1, 'authenticated', 'ab', 'localhost', $2, $2, now() + interval '1 hour')`, [randomBytes(16).toString('hex').toUpperCase(), randomBytes(16)]);
 }
 
 t.test('off unless RESET_ENABLED=1: 404 naming the setting, nothing changed', async (t) => {

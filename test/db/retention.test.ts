@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { ConfigError, defaultConfig } from '../../src/config.js';
 import { openDatabase, type Database, type Queryable } from '../../src/db/db.js';
-import { prune, startRetention } from '../../src/db/retention.js';
+import { prune, pruneExpiredSessions, startRetention } from '../../src/db/retention.js';
 import { PROFILE_EVENT, type ProfileEventName } from '../../src/orders/state-machine.js';
 import { openTestDb } from '../helpers/db.js';
 import { until } from '../helpers/operator.js';
@@ -96,7 +96,7 @@ async function fill(db: Database) {
 
     const ses = (tid: string, expires: string) =>
       q.query(`INSERT INTO rsp_sessions (transaction_id, state, ci_ski, server_address, euicc_challenge, server_challenge, expires_at)
-               VALUES ($1, 'initiated', 'AA', 'x', '\\x00', '\\x00', ${expires})`, [tid]);
+               VALUES ($1, 'authenticated', 'AA', 'x', '\\x00', '\\x00', ${expires})`, [tid]);
     await ses('EXPIRED1', `now() - interval '1 second'`);
     await ses('EXPIRED2', OLD);
     await ses('LIVE', `now() + interval '10 minutes'`);
@@ -151,6 +151,21 @@ t.test('prunes running at once (several instances) delete each row once, without
   t.same((await db.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox')), [{ n: 2 }]);
 });
 
+t.test('pruneExpiredSessions (authenticateClient, now and then): expired sessions, ended or not, in one batch', async (t) => {
+  const db = await openTestDb(t);
+  const ses = (tid: string, state: string, expires: string) =>
+    db.query(`INSERT INTO rsp_sessions (transaction_id, state, ci_ski, server_address, server_challenge, expires_at)
+              VALUES ($1, $2, 'AA', 'x', '\\x00', ${expires})`, [tid, state]);
+  await ses('ENDED-EXPIRED', 'ended', `now() - interval '1 second'`);
+  await ses('BOUND-EXPIRED', 'bound', `now() - interval '1 hour'`);
+  await ses('ENDED-LIVE', 'ended', `now() + interval '10 minutes'`);
+  await ses('LIVE', 'authenticated', `now() + interval '10 minutes'`);
+  t.equal(await pruneExpiredSessions(db, 1), 1, 'at most the batch');
+  t.equal(await pruneExpiredSessions(db), 1);
+  t.same((await db.query<{ transaction_id: string }>('SELECT transaction_id FROM rsp_sessions ORDER BY 1')).map((r) => r.transaction_id), ['ENDED-LIVE', 'LIVE'],
+    'an ended session stays until it expires: its transactionId is still refused');
+});
+
 t.test('startRetention prunes once at start and then on its interval', async (t) => {
   const db = await openTestDb(t);
   await fill(db);
@@ -158,7 +173,7 @@ t.test('startRetention prunes once at start and then on its interval', async (t)
   t.teardown(() => job.stop());
   await until(async () => (await db.query('SELECT 1 FROM rsp_sessions')).length === 1, 5_000);
   await db.query(`INSERT INTO rsp_sessions (transaction_id, state, ci_ski, server_address, euicc_challenge, server_challenge, expires_at)
-                  VALUES ('EXPIRED3', 'initiated', 'AA', 'x', '\\x00', '\\x00', now() - interval '1 second')`);
+                  VALUES ('EXPIRED3', 'authenticated', 'AA', 'x', '\\x00', '\\x00', now() - interval '1 second')`);
   await until(async () => (await db.query(`SELECT 1 FROM rsp_sessions WHERE transaction_id = 'EXPIRED3'`)).length === 0, 5_000);
   t.pass('pruned again on the interval');
   await job.stop();

@@ -26,8 +26,8 @@ for (const curve of ['P-256', 'brainpoolP256r1'] as const) {
     t.same(events, ['created', 'released', 'authenticated', 'downloaded', 'installed']);
     const notes = await w.db.query<{ kind: string; verified: boolean; outcome: string }>('SELECT kind, verified, outcome FROM notifications WHERE iccid = $1', [order.iccid]);
     t.same(notes, [{ kind: 'install', verified: true, outcome: 'success' }]);
-    const sessions = await w.db.query('SELECT 1 FROM rsp_sessions');
-    t.equal(sessions.length, 0, 'session ended after the install result');
+    const sessions = await w.db.query<{ state: string; euicc_certificate: Buffer | null; bound_profile_package: Buffer | null }>('SELECT state, euicc_certificate, bound_profile_package FROM rsp_sessions');
+    t.same(sessions, [{ state: 'ended', euicc_certificate: null, bound_profile_package: null }], 'session ended after the install result, its row kept without the eUICC and package');
 
     // The card holds the profile with what the server generated for this ICCID.
     const installed = card.profiles.find((x) => x.iccid === order.iccid);
@@ -68,7 +68,10 @@ t.test('an installed profile is not served again, to any eUICC', async (t) => {
   const other = await b.lpa.download(order.activationCode).catch((e) => e);
   t.match(other, { subjectCode: '8.1.1', reasonCode: '3.8' }, 'other eUICC: bound to another EID');
   t.equal((await w.profile(order.iccid))!.download_attempts, 1, 'refused attempts are not counted');
-  t.equal((await w.db.query('SELECT 1 FROM rsp_sessions WHERE eid IS NOT NULL')).length, 0, 'refused sessions hold no eUICC');
+  // The LPA cancelled each refused session: every session ended, and only the download's held an eUICC.
+  const sessions = await w.db.query<{ state: string; eid: string | null; euicc_certificate: Buffer | null }>('SELECT state, eid, euicc_certificate FROM rsp_sessions');
+  t.same([...new Set(sessions.map((s) => s.state))], ['ended'], 'every session ended');
+  t.same(sessions.filter((s) => s.eid !== null || s.euicc_certificate !== null).map((s) => s.eid), [a.card.eid], 'refused sessions hold no eUICC');
 });
 
 t.test('a second server process continues a session the first one started', async (t) => {

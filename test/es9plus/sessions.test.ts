@@ -6,7 +6,8 @@
 import t from 'tap';
 import { SESSION_STEPS, canSessionStep, type SessionState, type SessionStep } from '../../src/es9plus/sessions.js';
 
-const STATES: SessionState[] = ['initiated', 'authenticated', 'bound'];
+// 'ended' is a row too (kept until it expires): no step runs in it.
+const STATES: SessionState[] = ['initiated', 'authenticated', 'bound', 'ended'];
 
 t.test('the table', async (t) => {
   const expected: Record<SessionStep, SessionState[]> = {

@@ -377,7 +377,7 @@ t.test('cancelSession after a bound BPP: Executed-Success, the order back to Rel
   t.equal(ex.before!.profiles[order.iccid]!.state, 'Downloaded', 'the server had bound the BPP');
   t.equal(ex.after!.profiles[order.iccid]!.state, 'Released', 'cancelled: Released again');
   t.same(ex.after!.events.slice(ex.before!.events.length).map((e) => e.event), ['session-cancelled']);
-  t.equal((await w.db.query('SELECT 1 FROM rsp_sessions WHERE transaction_id = $1', [err.transactionId])).length, 0, 'session ended');
+  t.same(await w.db.query('SELECT state, euicc_certificate FROM rsp_sessions WHERE transaction_id = $1', [err.transactionId]), [{ state: 'ended', euicc_certificate: null }], 'session ended');
   t.equal(card.profiles.length, 0);
   const replay = await wire.send('cancelSession', ex.sent);
   failedWith(t, replay, '8.10.1', '3.9');

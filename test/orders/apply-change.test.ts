@@ -11,7 +11,7 @@ import {
   applyChange, ChangedMeanwhile, onProfileChange, profileColumns, ROW_VERSION, type ProfileContext, type SqlPart,
 } from '../../src/orders/state-machine.js';
 import { createReleasedOrder } from '../../src/orders/store.js';
-import { insertSession, sessionGuard } from '../../src/es9plus/sessions.js';
+import { sessionGuard } from '../../src/es9plus/sessions.js';
 import { openTestDb } from '../helpers/db.js';
 
 // A listener with after work it wants only for profiles whose matching ID starts with AFTER-.
@@ -32,7 +32,9 @@ let tidCounter = 0;
 async function setup(db: Database, matchingId?: string) {
   const p = await db.tx((q) => createReleasedOrder(q, matchingId ? { matchingId } : {}));
   const tid = (++tidCounter).toString(16).toUpperCase().padStart(32, '0');
-  await insertSession(db, { transaction_id: tid, ci_ski: 'AA', server_address: 'localhost', euicc_challenge: Buffer.alloc(16), server_challenge: Buffer.alloc(16) }, 60);
+  // A session authenticateClient wrote; the change under test is the next step's (authenticated → bound).
+  await db.query(`INSERT INTO rsp_sessions (transaction_id, state, ci_ski, server_address, server_challenge, expires_at)
+                  VALUES ($1, 'authenticated', 'AA', 'localhost', $2, now() + interval '60 seconds')`, [tid, Buffer.alloc(16)]);
   return { iccid: p.iccid, tid };
 }
 
@@ -40,13 +42,13 @@ async function readUnlocked(db: Database, iccid: string) {
   return (await db.query<ProfileContext & { row_version: string }>(`SELECT p.*, ${ROW_VERSION}${profileColumns()} FROM profiles p WHERE p.iccid = $1`, [iccid]))[0]!;
 }
 
-/** authenticateClient's change: the attempt count and the session, in one statement. */
+/** A change recorded with the session's step: the attempt count and the session, in one statement. */
 function authenticate(db: Database, p: ProfileContext & { row_version: string }, tid: string) {
   const sessionPart: SqlPart = {
-    sql: `UPDATE rsp_sessions SET state = 'authenticated' WHERE transaction_id = $1 AND state = 'initiated' AND EXISTS (SELECT 1 FROM t) RETURNING 1`,
+    sql: `UPDATE rsp_sessions SET state = 'bound' WHERE transaction_id = $1 AND state = 'authenticated' AND EXISTS (SELECT 1 FROM t) RETURNING 1`,
     params: [tid],
   };
-  return applyChange(db, p, { action: 'authenticated', to: p.state, set: { download_attempts: p.download_attempts + 1 } }, [sessionPart], sessionGuard(tid, 'initiated'));
+  return applyChange(db, p, { action: 'authenticated', to: p.state, set: { download_attempts: p.download_attempts + 1 } }, [sessionPart], sessionGuard(tid, 'authenticated'));
 }
 
 async function state(db: Database, iccid: string, tid: string) {
@@ -61,7 +63,7 @@ t.test('unchanged since the read: written whole', async (t) => {
   const { iccid, tid } = await setup(db);
   const p = await readUnlocked(db, iccid);
   await authenticate(db, p, tid);
-  t.match(await state(db, iccid, tid), { state: 'Released', download_attempts: 1, events: ['created', 'released', 'authenticated'], session: 'authenticated' });
+  t.match(await state(db, iccid, tid), { state: 'Released', download_attempts: 1, events: ['created', 'released', 'authenticated'], session: 'bound' });
 });
 
 t.test('the profile changed since the read: nothing written, ChangedMeanwhile', async (t) => {
@@ -71,20 +73,20 @@ t.test('the profile changed since the read: nothing written, ChangedMeanwhile', 
   // Another session of the same order counted a refused confirmation code meanwhile (state unchanged).
   await db.query('UPDATE profiles SET cc_attempts = cc_attempts + 1 WHERE iccid = $1', [iccid]);
   await t.rejects(authenticate(db, p, tid), ChangedMeanwhile);
-  t.match(await state(db, iccid, tid), { download_attempts: 0, cc_attempts: 1, events: ['created', 'released'], session: 'initiated' },
+  t.match(await state(db, iccid, tid), { download_attempts: 0, cc_attempts: 1, events: ['created', 'released'], session: 'authenticated' },
     'no attempt counted, no history, the session not moved on');
   // Read again: now it goes through, on top of the other change.
   await authenticate(db, await readUnlocked(db, iccid), tid);
-  t.match(await state(db, iccid, tid), { download_attempts: 1, cc_attempts: 1, session: 'authenticated' });
+  t.match(await state(db, iccid, tid), { download_attempts: 1, cc_attempts: 1, session: 'bound' });
 });
 
 t.test('the session moved on since the read: nothing written, ChangedMeanwhile', async (t) => {
   const db = await openTestDb(t);
   const { iccid, tid } = await setup(db);
   const p = await readUnlocked(db, iccid);
-  await db.query(`UPDATE rsp_sessions SET state = 'authenticated' WHERE transaction_id = $1`, [tid]);
+  await db.query(`UPDATE rsp_sessions SET state = 'bound' WHERE transaction_id = $1`, [tid]);
   await t.rejects(authenticate(db, p, tid), ChangedMeanwhile);
-  t.match(await state(db, iccid, tid), { download_attempts: 0, events: ['created', 'released'], session: 'authenticated' });
+  t.match(await state(db, iccid, tid), { download_attempts: 0, events: ['created', 'released'], session: 'bound' });
   await db.query('DELETE FROM rsp_sessions WHERE transaction_id = $1', [tid]);
   await t.rejects(authenticate(db, await readUnlocked(db, iccid), tid), ChangedMeanwhile, 'nor once the session is gone');
   t.match(await state(db, iccid, tid), { download_attempts: 0, events: ['created', 'released'] });
@@ -96,7 +98,7 @@ t.test('a state change meanwhile (an operator cancelled the order): nothing writ
   const p = await readUnlocked(db, iccid);
   await db.query(`UPDATE profiles SET state = 'Available' WHERE iccid = $1`, [iccid]);
   await t.rejects(authenticate(db, p, tid), ChangedMeanwhile);
-  t.match(await state(db, iccid, tid), { state: 'Available', download_attempts: 0, session: 'initiated' });
+  t.match(await state(db, iccid, tid), { state: 'Available', download_attempts: 0, session: 'authenticated' });
 });
 
 t.test("after work: run in the change's transaction when a listener wants it, skipped otherwise", async (t) => {
