@@ -26,6 +26,7 @@ export function notificationErrorHandler(err: FastifyError, request: FastifyRequ
 
 export async function es9plusRoutes(app: FastifyInstance, given: Omit<Es9Deps, 'tids'> & Partial<Pick<Es9Deps, 'tids'>>) {
   const tids = given.tids ?? new TransactionIds(() => transactionIdKey(given.db), given.pki.byCiSkiHex.keys());
+  tids.warm();
   const deps: Es9Deps = { ...given, tids, snapshots: given.snapshots ?? new Snapshots() };
   const schemas = loadSchemas('es9plus');
   const route = <B>(name: string, fn: (deps: Es9Deps, body: B) => Promise<object | void>, noContent = false) => {

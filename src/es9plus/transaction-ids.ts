@@ -22,9 +22,18 @@ const KEY_NAME = 'rsp-transaction-ids';
 
 /** The key of the transactionIds: written once by the first instance that needs it, read by all. */
 export async function transactionIdKey(db: Database): Promise<Buffer> {
-  await db.query('INSERT INTO server_secrets (name, secret) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', [KEY_NAME, randomBytes(32)]);
-  const [row] = await db.query<{ secret: Buffer }>('SELECT secret FROM server_secrets WHERE name = $1', [KEY_NAME]);
-  return Buffer.from(row!.secret);
+  // One statement: the key inserted now, or (the insert conflicting) the one there before it. An
+  // instance inserting at the same moment commits after this statement's snapshot: then neither
+  // is seen, and the next try reads the other's.
+  for (let i = 0; ; i++) {
+    const [row] = await db.query<{ secret: Buffer }>(
+      `WITH ins AS (INSERT INTO server_secrets (name, secret) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING secret)
+       SELECT secret FROM ins UNION ALL SELECT secret FROM server_secrets WHERE name = $1`,
+      [KEY_NAME, randomBytes(32)],
+    );
+    if (row) return Buffer.from(row.secret);
+    if (i >= 2) throw new Error('the transactionId key could not be read');
+  }
 }
 
 /** What a transactionId says of its session once its tag is verified. */
@@ -71,6 +80,11 @@ export class TransactionIds {
     const key = this.#key ?? await this.load();
     if (!timingSafeEqual(tag(key, tid.subarray(0, 12), ciSki), tid.subarray(12))) return undefined;
     return { ciSki, openedAt: new Date(tid.readUIntBE(0, 6)), serverChallenge: challenge(key, tid, serverAddress) };
+  }
+
+  /** Reads the key now (at start, so the first session does not wait for it); a failure is left to the next call. */
+  warm(): void {
+    if (!this.#key) this.load().catch(() => {});
   }
 
   private load(): Promise<Buffer> {

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { encodeCancelSessionResponse, CANCEL_SESSION_ERROR } from '../../src/rsp/cancel.js';
 import { TransactionIds, transactionIdKey } from '../../src/es9plus/transaction-ids.js';
 import { LPA_HEADERS, LpaError } from '../../src/sim/lpa.js';
+import { openTestDb } from '../helpers/db.js';
 import { startWorld } from '../helpers/world.js';
 import { device, ES9, failedWith, succeeded, toB64, untouched, type Asserts, type Body } from '../helpers/wire.js';
 
@@ -63,12 +64,15 @@ t.test('TransactionIds: the key read on first use, once; a failed read is tried 
 const w = await startWorld(t);
 const count = async (sql: string, params: unknown[] = []) => (await w.db.query(sql, params)).length;
 
-t.test('the key: written once, read by every instance', async (t) => {
+t.test('the key: written once, read by every instance, also by several at once on an empty database', async (t) => {
   const k1 = await transactionIdKey(w.db);
   const k2 = await transactionIdKey(w.db);
   t.equal(k1.length, 32);
   t.same(k1, k2, 'a second instance reads the first one\'s key');
   t.equal(await count('SELECT 1 FROM server_secrets'), 1);
+  const empty = await openTestDb(t);
+  const keys = await Promise.all([1, 2, 3, 4].map(() => transactionIdKey(empty)));
+  t.equal(new Set(keys.map((k) => k.toString('hex'))).size, 1, 'four at once: one key');
 });
 
 t.test('initiateAuthentication writes nothing; authenticateClient writes the session\'s first row', async (t) => {
