@@ -32,7 +32,8 @@ Load
   --devices D            concurrent virtual eUICCs per worker (default 8)
   --downloads N          timed downloads (default 2000)
   --duration S           stop after S seconds instead (with --downloads too: whichever comes first)
-  --warmup N             downloads before the timed run, not counted (default 200)
+  --warmup N             downloads before the timed run, not counted (default 2000: a fresh server's CPU
+                         per download falls for its first few thousand, README "Benchmark")
   --fresh-connections    a new connection (a new TLS connection with TLS) for every ES9+ call, no
                          keep-alive, as lpac does (default: one keep-alive connection per device)
   --curve C              P-256 (default) or brainpoolP256r1
@@ -180,7 +181,7 @@ export function parseOptions(argv: string[]): Options | undefined {
     devices: int(values.devices, 'devices') ?? 8,
     ...(downloads !== undefined || duration === undefined ? { downloads: downloads ?? 2000 } : {}),
     ...(duration !== undefined ? { duration } : {}),
-    warmup: int(values.warmup, 'warmup', 0) ?? 200,
+    warmup: int(values.warmup, 'warmup', 0) ?? 2000,
     freshConnections: !!values['fresh-connections'],
     curve,
     ...(values.certs ? { certs: values.certs } : {}),

@@ -7,6 +7,7 @@ t.test('defaults', async (t) => {
   t.equal(o.workers, 2);
   t.equal(o.devices, 8);
   t.equal(o.downloads, 2000);
+  t.equal(o.warmup, 2000, 'a warm-up long enough for a fresh server to reach its steady CPU per download');
   t.equal(o.freshConnections, false);
   t.equal(o.curve, 'P-256');
   t.equal(o.cryptoIterations, 2000);
