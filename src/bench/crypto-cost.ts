@@ -108,7 +108,8 @@ const NO_LAP = (_step: CryptoStep) => {};
  *  ES9+.HandleNotification (§5.6.4)
  *  13. verify the PIR's euiccSignature (verifyRaw)
  *
- * Not included: the random transactionId and serverChallenge of step 1 (randomBytes, ~1 µs), the
+ * Not included: making the transactionId and serverChallenge of step 1 and checking them in step 2
+ * (HMAC-SHA-256 over a few bytes, src/es9plus/transaction-ids.ts, a few µs), the
  * hashCc check (orders without a confirmation code, as the bench's), TLS, and everything that is
  * not cryptography. Note that for an eUICC whose certificates it has already verified, the server
  * skips steps 2-3 (CHAIN_STEPS; parsed and verified certificates are cached by their bytes).
