@@ -164,7 +164,11 @@ t.test('an operator whose callback URL is the catcher: callbacks delivered, with
   t.same(caught.map((r: any) => r.json.notificationPointId), [1, 3, 4], 'points 1, 3 and 4 in order');
   t.ok(caught.every((r: any) => r.path === '/catcher/ops' && r.json.iccid === good.iccid && r.headers['x-admin-protocol'] === 'gsma/rsp/v2.5.0'));
 
-  const mine = (await w.app.inject({ url: `/admin/callbacks?iccid=${good.iccid}` })).json();
+  // The catcher records a callback when it arrives; the outbox marks it delivered once the answer is
+  // back: wait for that too.
+  const callbacksOf = async (iccid: string) => (await w.app.inject({ url: `/admin/callbacks?iccid=${iccid}` })).json();
+  await until(async () => (await callbacksOf(good.iccid)).counts.delivered === 3);
+  const mine = await callbacksOf(good.iccid);
   t.equal(mine.callbacks.length, 3);
   t.ok(mine.callbacks.every((c: any) => c.state === 'delivered' && c.deliveredAt && c.attempts === 1 && c.operatorId === op.id));
   t.same(mine.callbacks.map((c: any) => c.summary), ['point 4 Executed-Success', 'point 3 Executed-Success', 'point 1 Executed-Success'], 'newest first');
