@@ -140,11 +140,11 @@ export function startDeleter(app: FastifyInstance, db: Database, caller: Es12Cal
       });
   }
   app.addHook('onReady', async () => {
-    try {
-      listener = await db.listen(SMDS_DELETIONS_CHANNEL, () => schedule(0));
-    } catch (err) {
-      app.log.warn({ err }, 'SM-DS event deletion: LISTEN failed, polling');
-    }
+    // Not awaited: a database slow to answer must not hold the app's start (until LISTEN works, it polls).
+    db.listen(SMDS_DELETIONS_CHANNEL, () => schedule(0)).then(
+      (l) => (stopped ? void l.close().catch(() => {}) : (listener = l)),
+      (err: unknown) => app.log.warn({ err }, 'SM-DS event deletion: LISTEN failed, polling'),
+    );
     schedule(0);
   });
   app.addHook('preClose', async () => {
