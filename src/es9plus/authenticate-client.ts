@@ -144,7 +144,7 @@ function insertSession(s: SessionRow): SqlPart {
 
 /** The guard of authenticateClient's write: no session row holds the transactionId yet. */
 function unusedTransactionId(tid: string): SqlPart {
-  return { sql: 'SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM rsp_sessions WHERE transaction_id = $1::text)', params: [tid] };
+  return { sql: 'NOT EXISTS (SELECT 1 FROM rsp_sessions WHERE transaction_id = $1::text)', params: [tid] };
 }
 
 let calls = 0;

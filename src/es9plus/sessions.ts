@@ -140,11 +140,12 @@ export async function lockSessionWithProfile(q: Queryable, tid: string, opts: { 
 
 /**
  * The guard of a write after an unlocked read (applyChange): the session is still live and in the
- * state that was read, and stays locked until the write is done.
+ * state that was read, and stays locked until the write is done (a writer of the session alone,
+ * such as cancelSession ending it, waits, and the guard is checked again on what it wrote).
  */
 export function sessionGuard(tid: string, state: SessionState): SqlPart {
   return {
-    sql: 'SELECT 1 FROM rsp_sessions WHERE transaction_id = $1 AND state = $2::text AND expires_at > now() FOR UPDATE',
+    sql: 'EXISTS (SELECT 1 FROM rsp_sessions WHERE transaction_id = $1 AND state = $2::text AND expires_at > now() FOR UPDATE)',
     params: [tid, state],
   };
 }

@@ -292,14 +292,14 @@ function changeText(cols: string[], updates: boolean, guard: SqlPart | undefined
   const ctes: string[] = [];
   let guarded = '';
   if (guard) {
-    // The guard comes first and locks what it reads: the change is written only if it finds its row.
-    ctes.push(`g AS (${shift(guard.sql, n)})`);
+    // The guard is a condition of the profile's own UPDATE (over its row `p`): the change is written
+    // only if it holds, checked again on the row's newest version when another writer got there first.
+    guarded = ` AND (${shift(guard.sql, n)})`;
     n += guard.params.length;
-    guarded = ' AND EXISTS (SELECT 1 FROM g)';
   }
   ctes.push(updates
-    ? `t AS (UPDATE profiles SET state = $3, ${[...sets, 'updated_at = now()'].join(', ')} WHERE iccid = $1 AND state = $2${guarded} RETURNING *, xmin::text AS row_version)`
-    : `t AS (SELECT *, xmin::text AS row_version FROM profiles WHERE iccid = $1 AND state = $2 AND state = $3${guarded})`);
+    ? `t AS (UPDATE profiles p SET state = $3, ${[...sets, 'updated_at = now()'].join(', ')} WHERE p.iccid = $1 AND p.state = $2${guarded} RETURNING *, xmin::text AS row_version)`
+    : `t AS (SELECT *, xmin::text AS row_version FROM profiles p WHERE p.iccid = $1 AND p.state = $2 AND p.state = $3${guarded} FOR UPDATE)`);
   parts.forEach((p, i) => {
     ctes.push(`w${i} AS (${shift(p.sql, n)})`);
     n += p.params.length;
@@ -370,11 +370,11 @@ function listenerExpressions(): Array<[string, string]> {
 /**
  * Applies a change to a profile read WITHOUT a lock (`p` carries the listener columns and its
  * `row_version`), as ONE statement on its own, no transaction around it (docs/state-machine.md,
- * "Optimistic writes"). `guard` is a SELECT … FOR UPDATE that returns a row only while everything
- * the caller read still holds (e.g. its RSP session in the state it read); the profile's own
- * version is added to it. Every other part of the statement depends on the guard, so the change is
- * written whole or not at all; when the guard finds nothing, `ChangedMeanwhile` is thrown and the
- * caller reads again. `extra` parts must read `t` (`… FROM t`, `… AND EXISTS (SELECT 1 FROM t)`).
+ * "Optimistic writes"). `guard` is a condition that holds only while everything else the caller
+ * read still holds (e.g. its RSP session in the state it read, `EXISTS (… FOR UPDATE)`); with the
+ * profile's own version it becomes a condition of the profile's UPDATE. Every other part of the
+ * statement depends on that UPDATE, so the change is written whole or not at all; when the
+ * condition fails, `ChangedMeanwhile` is thrown and the caller reads again. `extra` parts must read `t` (`… FROM t`, `… AND EXISTS (SELECT 1 FROM t)`).
  * When a listener has after work for this change, the statement and that work run in a transaction.
  * Answers the profile as written: `p` with the change applied and its new row version.
  */
@@ -386,14 +386,14 @@ export async function applyChange(
   const texts = opts.snapshot ? snapshotGuardTexts : guardTexts;
   let sql = texts.get(guard.sql);
   if (sql === undefined) {
-    let n = 2 + guard.params.length;
+    let n = 1 + guard.params.length;
     const still = kept.map(([expr]) => ` AND (${expr})::text IS NOT DISTINCT FROM $${++n}::text`).join('');
     const noFaults = opts.snapshot ? ' AND NOT EXISTS (SELECT 1 FROM fault_injections WHERE remaining > 0)' : '';
-    sql = `SELECT 1 FROM profiles p, (${shift(guard.sql, 2)}) gx WHERE p.iccid = $1 AND p.xmin = $2::text::xid${still}${noFaults} FOR UPDATE OF p`;
+    sql = `p.xmin = $1::text::xid${still}${noFaults} AND ${shift(guard.sql, 1)}`;
     if (texts.size < 100) texts.set(guard.sql, sql);
   }
   const keptValues = kept.map(([, name]) => (p[name] === null || p[name] === undefined ? null : String(p[name])));
-  const st = changeStatement(change, extra, { sql, params: [p.iccid, p.row_version, ...guard.params, ...keptValues] }, 'version');
+  const st = changeStatement(change, extra, { sql, params: [p.row_version, ...guard.params, ...keptValues] }, 'version');
   const after = afterWork(change);
   let rows: Array<{ row_version: string; updated_at: Date }>;
   try {
