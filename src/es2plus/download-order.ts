@@ -35,7 +35,8 @@ export async function checkProfileTypeKnown(q: Queryable, profileType: string): 
  */
 export async function pickAvailableProfile(q: Queryable, op: OperatorRow, profileType: string): Promise<LockedProfile> {
   const rows = await q.query<LockedProfile>(
-    `SELECT * FROM profiles WHERE operator_id = $1 AND profile_type = $2 AND state = 'Available'
+    // `available` is state = 'Available', stored, for the pool's index (migration 018).
+    `SELECT * FROM profiles WHERE operator_id = $1 AND profile_type = $2 AND available
       ORDER BY created_at, iccid LIMIT 1 FOR UPDATE SKIP LOCKED`,
     [op.id, profileType],
   );
