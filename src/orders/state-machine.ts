@@ -374,7 +374,8 @@ function listenerExpressions(): Array<[string, string]> {
  * read still holds (e.g. its RSP session in the state it read, `EXISTS (… FOR UPDATE)`); with the
  * profile's own version it becomes a condition of the profile's UPDATE. Every other part of the
  * statement depends on that UPDATE, so the change is written whole or not at all; when the
- * condition fails, `ChangedMeanwhile` is thrown and the caller reads again. `extra` parts must read `t` (`… FROM t`, `… AND EXISTS (SELECT 1 FROM t)`).
+ * condition fails, `ChangedMeanwhile` is thrown and the caller reads again. `extra` parts must read
+ * `t` (`… FROM t`, `… AND EXISTS (SELECT 1 FROM t)`).
  * When a listener has after work for this change, the statement and that work run in a transaction.
  * Answers the profile as written: `p` with the change applied and its new row version.
  */
