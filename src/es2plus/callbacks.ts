@@ -168,9 +168,10 @@ function progressOf(c: ProfileChange): ProgressInfo | undefined {
 onProfileChange({
   columns: [`(SELECT o.callback_url FROM operators o WHERE o.id = p.operator_id AND o.callback_url <> '') AS progress_callback_url`],
   parts(c) {
-    const info = progressOf(c);
     const url = c.row.progress_callback_url;
-    const row = info && typeof url === 'string' ? progressRow(info, url, c.row.profile_type, c.row.eid) : undefined;
+    if (typeof url !== 'string') return [];
+    const info = progressOf(c);
+    const row = info && progressRow(info, url, c.row.profile_type, c.row.eid);
     if (!row) return [];
     return [{
       sql: `INSERT INTO outbox (operator_id, url, kind, payload, iccid) SELECT t.operator_id, $1::text, $2::text, $3::jsonb, t.iccid FROM t`,
