@@ -4,7 +4,8 @@
  *
  * Speed (measured, Node 20 / OpenSSL 3): on P-256, `createECDH` is about twice as fast as KeyObject ECDH
  * (whose DER key imports cost ~0.15 ms), so P-256 one-time keys are made with it and its object is kept
- * (weakly, per private KeyObject) for the `ecka` that follows. On Brainpool the KeyObject path is faster.
+ * for the key agreement that follows; the private KeyObject of such a key is made only if asked for
+ * (a JWK import, about a twentieth of a millisecond). On Brainpool the KeyObject path is faster.
  */
 import { createECDH, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type ECDH, type KeyObject } from 'node:crypto';
 import { decode } from '../der/tlv.js';
@@ -56,17 +57,45 @@ function sec1Parts(key: KeyObject): { d: Buffer; point: Buffer } {
   return { d: t.get(0x04).value, point: readBitStringBytes(t.get(0xa1).get(0x03)) };
 }
 
+/** A one-time key pair (otPK/otSK, docs/protocol.md#key-agreement-and-kdf). */
+export interface OtKeyPair {
+  readonly publicPoint: Buffer;
+  /** The private key as a KeyObject (on P-256 made on first use: `agree` does not need it). */
+  readonly privateKey: KeyObject;
+  /** ECKA-DH with this key: Z for `peerPoint`, as `ecka(privateKey, peerPoint)`. */
+  agree(peerPoint: Buffer): Buffer;
+}
+
 /** A fresh one-time key pair on `curve`. */
-export function generateOtKeyPair(curve: CurveName): { privateKey: KeyObject; publicPoint: Buffer } {
+export function generateOtKeyPair(curve: CurveName): OtKeyPair {
   if (curve === 'P-256') {
     const ecdh = createECDH(CURVES[curve].nodeName);
     const publicPoint = ecdh.generateKeys();
-    const privateKey = p256PrivateKey(leftPad(ecdh.getPrivateKey(), SCALAR_LEN), publicPoint);
-    ecdhOf.set(privateKey, ecdh);
-    return { privateKey, publicPoint };
+    let privateKey: KeyObject | undefined;
+    return {
+      publicPoint,
+      get privateKey() {
+        if (!privateKey) {
+          privateKey = p256PrivateKey(leftPad(ecdh.getPrivateKey(), SCALAR_LEN), publicPoint);
+          ecdhOf.set(privateKey, ecdh);
+        }
+        return privateKey;
+      },
+      agree: (peerPoint) => computeSecret(ecdh, peerPoint),
+    };
   }
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: CURVES[curve].nodeName });
-  return { privateKey, publicPoint: sec1Parts(privateKey).point };
+  return { privateKey, publicPoint: sec1Parts(privateKey).point, agree: (peerPoint) => ecka(privateKey, peerPoint) };
+}
+
+/** Z of a P-256 ECDH object and a peer point; CryptoError 'invalidPoint' for a bad one. */
+function computeSecret(ecdh: ECDH, peerPoint: Buffer): Buffer {
+  checkPointFormat(peerPoint);
+  try {
+    return ecdh.computeSecret(peerPoint);
+  } catch {
+    throw new CryptoError('invalidPoint', 'peer point is not on the curve of the private key');
+  }
 }
 
 /**
@@ -82,11 +111,7 @@ export function eckaWithFreshKey(curve: CurveName, peerPoint: Buffer): { publicP
   }
   const ecdh = createECDH(CURVES[curve].nodeName);
   const publicPoint = ecdh.generateKeys();
-  try {
-    return { publicPoint, z: ecdh.computeSecret(peerPoint) };
-  } catch {
-    throw new CryptoError('invalidPoint', 'peer point is not on the curve of the private key');
-  }
+  return { publicPoint, z: computeSecret(ecdh, peerPoint) };
 }
 
 /** Public KeyObject from `04‖X‖Y`; CryptoError 'invalidPoint' if malformed or not on the curve. */
@@ -125,9 +150,5 @@ export function ecka(privateKey: KeyObject, peerPoint: Buffer): Buffer {
     ecdh.setPrivateKey(sec1Parts(privateKey).d);
     ecdhOf.set(privateKey, ecdh);
   }
-  try {
-    return ecdh.computeSecret(peerPoint);
-  } catch {
-    throw new CryptoError('invalidPoint', 'peer point is not on the curve of the private key');
-  }
+  return computeSecret(ecdh, peerPoint);
 }

@@ -3,7 +3,7 @@
  * es10b-notifications.ts, es10c.ts) share: the card's persistent state and credentials, and the RSP
  * session of a download in progress, which is never persisted.
  */
-import type { KeyObject } from 'node:crypto';
+import type { OtKeyPair } from '../crypto/ecka.js';
 import type { CurveName } from '../crypto/curves.js';
 import type { Certificate } from '../crypto/x509.js';
 import type { Scp03tReader } from '../crypto/scp03t.js';
@@ -32,7 +32,7 @@ export interface VirtualEuiccOptions {
 
 export interface OtKey {
   curve: CurveName;
-  privateKey: KeyObject;
+  pair: OtKeyPair;
   publicPoint: Buffer;
 }
 

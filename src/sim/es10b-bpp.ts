@@ -5,7 +5,6 @@
  * signed ProfileInstallationResult (es10b-notifications.ts) as the answer, success or errorResult.
  */
 import { verifyRaw } from '../crypto/ecdsa.js';
-import { ecka } from '../crypto/ecka.js';
 import { deriveSessionKeys } from '../crypto/kdf.js';
 import { Scp03tError, Scp03tReader } from '../crypto/scp03t.js';
 import { decode, decodeAll, DerError, type Tlv } from '../der/tlv.js';
@@ -155,7 +154,7 @@ function initialiseSecureChannel(card: EuiccCore, load: BppLoad, rest: Buffer): 
   }
   let keys;
   try {
-    keys = deriveSessionKeys(ecka(s.otKey.privateKey, isc.smdpOtpk), isc.hostId, card.state.eid);
+    keys = deriveSessionKeys(s.otKey.pair.agree(isc.smdpOtpk), isc.hostId, card.state.eid);
   } catch (err) {
     throw F(BPP_ERROR.incorrectInputValues, `key agreement: ${(err as Error).message}`);
   }

@@ -193,7 +193,7 @@ export function prepareDownload(card: EuiccCore, command: Buffer): Buffer {
     otKey = kept;
   } else {
     const k = generateOtKeyPair(dpPb.curve);
-    otKey = { curve: dpPb.curve, privateKey: k.privateKey, publicPoint: k.publicPoint };
+    otKey = { curve: dpPb.curve, pair: k, publicPoint: k.publicPoint };
   }
   card.retainedOtKey = otKey;
   const euiccSigned2 = tlv(0x30, tlv(0x80, session.transactionId!), tlv(0x5f49, otKey.publicPoint), req.hashCc && tlv(0x04, req.hashCc));

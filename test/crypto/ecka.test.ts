@@ -17,6 +17,8 @@ for (const curve of ['P-256', 'brainpoolP256r1'] as const) {
       const z = ecka(dp.privateKey, eu.publicPoint);
       t.equal(z.length, 32);
       t.same(ecka(eu.privateKey, dp.publicPoint), z);
+      t.same(dp.agree(eu.publicPoint), z, 'agree is ecka with the pair\'s own key');
+      t.same(generateOtKeyPair(curve).agree(eu.publicPoint).length, 32);
       // independent check with node's KeyObject ECDH
       t.same(diffieHellman({ privateKey: dp.privateKey, publicKey: publicKeyFromPoint(curve, eu.publicPoint) }), z);
       t.same(pointOfPublicKey(dp.privateKey), dp.publicPoint);
@@ -48,8 +50,18 @@ for (const curve of ['P-256', 'brainpoolP256r1'] as const) {
     t.ok(verifyRaw(publicKeyFromPoint(curve, eu.publicPoint), Buffer.from('x'), sig));
   });
 
+  t.test(`${curve}: a pair used through agree alone agrees with its peer`, async (t) => {
+    const a = generateOtKeyPair(curve);
+    const b = generateOtKeyPair(curve);
+    const z = a.agree(b.publicPoint);
+    t.same(b.agree(a.publicPoint), z);
+    t.same(diffieHellman({ privateKey: a.privateKey, publicKey: publicKeyFromPoint(curve, b.publicPoint) }), z, 'the private key made afterwards is the same key');
+    t.same(a.agree(b.publicPoint), z, 'and agree still answers the same after it');
+  });
+
   t.test(`${curve}: bad points are CryptoError invalidPoint`, async (t) => {
-    const { privateKey, publicPoint } = generateOtKeyPair(curve);
+    const pair = generateOtKeyPair(curve);
+    const { privateKey, publicPoint } = pair;
     const offCurve = Buffer.from(publicPoint);
     offCurve[64]! ^= 1;
     const compressed = Buffer.concat([Buffer.from([2 + (publicPoint[64]! & 1)]), publicPoint.subarray(1, 33)]);
@@ -60,6 +72,7 @@ for (const curve of ['P-256', 'brainpoolP256r1'] as const) {
     for (const p of bad) {
       t.throws(() => publicKeyFromPoint(curve, p), invalidPoint, `publicKeyFromPoint ${p.subarray(0, 4).toString('hex')}… (${p.length})`);
       t.throws(() => ecka(privateKey, p), invalidPoint, `ecka ${p.subarray(0, 4).toString('hex')}… (${p.length})`);
+      t.throws(() => pair.agree(p), invalidPoint, `agree ${p.subarray(0, 4).toString('hex')}… (${p.length})`);
     }
     // a point of the other curve is (overwhelmingly likely) not on this one
     const other = generateOtKeyPair(curve === 'P-256' ? 'brainpoolP256r1' : 'P-256').publicPoint;
