@@ -86,12 +86,6 @@ export interface Summary {
         loadavg: number[];
         serverCpuRatio: number | null;
         serverCpuRatioWithoutChain: number | null;
-        /**
-         * Client and PostgreSQL CPU per download over the same crypto-only cost: figures that stay
-         * comparable between runs on a machine whose own speed changes (README "Benchmark").
-         */
-        clientCpuRatio: number | null;
-        postgresCpuRatio: number | null;
       })
     | { skipped: string };
   /** The server's CPU profile over the timed run (--server-cpu-prof). */
@@ -159,7 +153,6 @@ export function printSummary(s: Summary): void {
       `               ${k.where}, ${k.iterations} iterations after ${k.warmup}; machine ${k.machineBusyPercentOfAllCpus === null ? 'n/a' : `${k.machineBusyPercentOfAllCpus.toFixed(0)}%`} busy, load average ${k.loadavg.map((x) => x.toFixed(2)).join(' ')}`,
       `               ${k.cpuMsWithoutChain.toFixed(3)} ms without verifying the EUM and eUICC certificates, which the server does once per eUICC (${k.distinctEuiccs} distinct eUICCs here)`,
       `  server CPU per download / crypto-only = ${k.serverCpuRatio === null ? 'n/a' : k.serverCpuRatio.toFixed(1)}${k.serverCpuRatioWithoutChain === null ? '' : ` (${k.serverCpuRatioWithoutChain.toFixed(1)} against the crypto without the certificate chain)`}`,
-      `  client CPU per download / crypto-only = ${k.clientCpuRatio === null ? 'n/a' : k.clientCpuRatio.toFixed(1)}, PostgreSQL's = ${k.postgresCpuRatio === null ? 'n/a' : k.postgresCpuRatio.toFixed(1)} (ratios to the same run's crypto: the machine's speed cancels out)`,
       `  crypto steps (CPU ms, timed one by one):`,
       ...k.steps.map((x) => `    ${x.step.padEnd(34)}${x.ms.toFixed(3).padStart(8)}`),
     );
@@ -322,7 +315,6 @@ export async function measureCryptoOnly(
     const kWall = (performance.now() - w0) / 1000;
     const b1 = machineBusy();
     const serverPer = summary.cpu.server?.perDownloadMs ?? null;
-    const pgPer = summary.cpu.postgres?.perDownloadMs ?? null;
     summary.cryptoOnly = {
       ...k,
       cpuMs: r3(k.cpuMs),
@@ -336,8 +328,6 @@ export async function measureCryptoOnly(
       loadavg: loadAverages().map(r2),
       serverCpuRatio: serverPer === null ? null : r1(serverPer / k.cpuMs),
       serverCpuRatioWithoutChain: serverPer === null ? null : r1(serverPer / k.cpuMsWithoutChain),
-      clientCpuRatio: r1(summary.cpu.client.perDownloadMs / k.cpuMs),
-      postgresCpuRatio: pgPer === null ? null : r1(pgPer / k.cpuMs),
     };
   }
 }
