@@ -156,6 +156,13 @@ export type TransitionColumns = Partial<Pick<LockedProfile,
 const SETTABLE = new Set<string>(['eid', 'matching_id', 'cc_digest', 'cc_attempts', 'cc_max_attempts', 'download_attempts',
   'max_download_attempts', 'expires_at', 'device_state', 'smds_address']);
 
+/**
+ * The settable columns of a text domain (migration 015), whose values are sent as text: a parameter
+ * of the domain's own type is read through the domain's input function, which sets up its check
+ * anew for every value bound; assigned as text, the check is prepared with the statement.
+ */
+const TEXT_DOMAIN = new Set<string>(['eid', 'device_state']);
+
 /** Protocol facts of a change that listeners report on (the operator callback, the family event). */
 export interface ChangeFacts {
   eid?: string | null;
@@ -288,7 +295,7 @@ type Answer = '*' | 'version';
 
 function changeText(cols: string[], updates: boolean, guard: SqlPart | undefined, parts: SqlPart[], answer: Answer): string {
   let n = 3 + cols.length;
-  const sets = cols.map((k, i) => `${k} = $${i + 4}`);
+  const sets = cols.map((k, i) => `${k} = $${i + 4}${TEXT_DOMAIN.has(k) ? '::text' : ''}`);
   const ctes: string[] = [];
   let guarded = '';
   if (guard) {
@@ -298,7 +305,7 @@ function changeText(cols: string[], updates: boolean, guard: SqlPart | undefined
     n += guard.params.length;
   }
   ctes.push(updates
-    ? `t AS (UPDATE profiles p SET state = $3, ${[...sets, 'updated_at = now()'].join(', ')} WHERE p.iccid = $1 AND p.state = $2${guarded} RETURNING *, xmin::text AS row_version)`
+    ? `t AS (UPDATE profiles p SET state = $3::text, ${[...sets, 'updated_at = now()'].join(', ')} WHERE p.iccid = $1 AND p.state = $2${guarded} RETURNING *, xmin::text AS row_version)`
     : `t AS (SELECT *, xmin::text AS row_version FROM profiles p WHERE p.iccid = $1 AND p.state = $2 AND p.state = $3${guarded} FOR UPDATE)`);
   parts.forEach((p, i) => {
     ctes.push(`w${i} AS (${shift(p.sql, n)})`);
