@@ -81,16 +81,18 @@ export function generateOtKeyPair(curve: CurveName): OtKeyPair {
         }
         return privateKey;
       },
-      agree: (peerPoint) => computeSecret(ecdh, peerPoint),
+      agree: (peerPoint) => {
+        checkPointFormat(peerPoint);
+        return computeSecret(ecdh, peerPoint);
+      },
     };
   }
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: CURVES[curve].nodeName });
   return { privateKey, publicPoint: sec1Parts(privateKey).point, agree: (peerPoint) => ecka(privateKey, peerPoint) };
 }
 
-/** Z of a P-256 ECDH object and a peer point; CryptoError 'invalidPoint' for a bad one. */
+/** Z of a P-256 ECDH object and a peer point already format-checked; CryptoError 'invalidPoint' off the curve. */
 function computeSecret(ecdh: ECDH, peerPoint: Buffer): Buffer {
-  checkPointFormat(peerPoint);
   try {
     return ecdh.computeSecret(peerPoint);
   } catch {
